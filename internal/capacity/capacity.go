@@ -1,0 +1,154 @@
+// Package capacity holds the bookkeeping both worker strategies share: units reserved on
+// golang.org/x/sync/semaphore with the reservation rule of worker.Strategy (block for one unit,
+// then take what else is free), closing, and waiting for running tasks.
+package capacity
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/sqsconsumer/sqsconsumer/worker"
+)
+
+// Units is a pool of size units that can be closed. It is safe for concurrent use.
+type Units struct {
+	sem       *semaphore.Weighted
+	size      int64
+	used      atomic.Int64
+	stopped   chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns a pool of size units, all free.
+func New(size int) *Units {
+	return &Units{sem: semaphore.NewWeighted(int64(size)), size: int64(size), stopped: make(chan struct{})}
+}
+
+// Reserve blocks until one unit is free, ctx ends or Close is called, then takes up to max-1
+// more that are free without waiting. It returns how many units it took, ctx's error, or
+// worker.ErrStopped.
+func (u *Units) Reserve(ctx context.Context, max int) (int, error) {
+	if u.Stopped() {
+		return 0, worker.ErrStopped
+	}
+	if !u.sem.TryAcquire(1) {
+		ctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(closedContext{u.stopped}, cancel)
+		err := u.sem.Acquire(ctx, 1)
+		stop()
+		cancel()
+		if err != nil {
+			if u.Stopped() {
+				return 0, worker.ErrStopped
+			}
+			return 0, err
+		}
+	}
+	n := 1
+	for n < max && u.sem.TryAcquire(1) {
+		n++
+	}
+	u.used.Add(int64(n))
+	return n, nil
+}
+
+// Release frees n units.
+func (u *Units) Release(n int) {
+	if n <= 0 {
+		return
+	}
+	u.used.Add(-int64(n))
+	u.sem.Release(int64(n))
+}
+
+// Free reports how many units are not held.
+func (u *Units) Free() int { return int(u.size - u.used.Load()) }
+
+// Close makes every Reserve, waiting or future, return worker.ErrStopped. It reports whether
+// this call was the one that closed.
+func (u *Units) Close() (first bool) {
+	u.closeOnce.Do(func() { close(u.stopped); first = true })
+	return first
+}
+
+// Stopped reports whether Close was called.
+func (u *Units) Stopped() bool {
+	select {
+	case <-u.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// closedContext adapts a channel to a context.Context for context.AfterFunc: Done is the
+// channel, and nothing else is used.
+type closedContext struct{ done chan struct{} }
+
+func (c closedContext) Deadline() (deadline time.Time, ok bool) { return }
+func (c closedContext) Done() <-chan struct{}                   { return c.done }
+func (c closedContext) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+func (c closedContext) Value(any) any { return nil }
+
+// Running counts tasks that started and have not returned. The zero value is ready to use.
+type Running struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0; nil while nobody waits
+}
+
+// Start counts one more running task.
+func (r *Running) Start() {
+	r.mu.Lock()
+	r.n++
+	r.mu.Unlock()
+}
+
+// Done counts one task as returned.
+func (r *Running) Done() {
+	r.mu.Lock()
+	r.n--
+	if r.n == 0 && r.idle != nil {
+		close(r.idle)
+		r.idle = nil
+	}
+	r.mu.Unlock()
+}
+
+// Len reports how many tasks are running.
+func (r *Running) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// Wait blocks until no task is running or ctx ends, and then returns ctx's error.
+func (r *Running) Wait(ctx context.Context) error {
+	r.mu.Lock()
+	if r.n == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	if r.idle == nil {
+		r.idle = make(chan struct{})
+	}
+	idle := r.idle
+	r.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
