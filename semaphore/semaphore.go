@@ -53,7 +53,6 @@ func New(size int, opts ...Option) (*Semaphore, error) {
 	return s, nil
 }
 
-
 // Factory returns a worker.Factory building a Semaphore with the given options, for
 // sqsconsumer.WithStrategy; the consumer's concurrency becomes the capacity.
 func Factory(opts ...Option) worker.Factory {
