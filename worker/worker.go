@@ -30,6 +30,9 @@ type Task struct {
 	// Weight is the capacity the task occupies while it runs, for strategies that weigh tasks
 	// (semaphore); values below 1 count as 1. Strategies that do not weigh tasks ignore it.
 	Weight int64
+	// Data is opaque to the strategy: it lets the submitter tell which work a task returned by
+	// Close was for.
+	Data any
 }
 
 // Strategy runs tasks with bounded concurrency. Capacity is counted in units, one per task

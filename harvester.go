@@ -1,0 +1,267 @@
+package sqsconsumer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
+)
+
+// AckError reports a delete or visibility change that did not succeed after its retries.
+type AckError struct {
+	Op          string // "delete" or "change visibility"
+	MessageID   string
+	Code        string // SQS's error code for a failed batch entry, "" when the whole call failed
+	SenderFault bool   // SQS blamed the request (not retried)
+	Err         error  // the call's error, or the entry's message
+}
+
+func (e *AckError) Error() string {
+	s := "sqsconsumer: " + e.Op + " message " + e.MessageID + " failed"
+	if e.Code != "" {
+		s += ": " + e.Code
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the underlying error.
+func (e *AckError) Unwrap() error { return e.Err }
+
+type ackKind uint8
+
+const (
+	ackDelete ackKind = iota
+	ackVisibility
+)
+
+func (k ackKind) String() string {
+	if k == ackDelete {
+		return "delete"
+	}
+	return "change visibility"
+}
+
+// ackReq is one delete or visibility change waiting for its batch.
+type ackReq struct {
+	kind    ackKind
+	id      string // MessageId, for reports
+	handle  string
+	seconds int32 // new visibility, for ackVisibility
+}
+
+const (
+	ackAttempts     = 4                // tries of a batch entry that SQS says may succeed later
+	ackCallTimeout  = 30 * time.Second // per attempt, on a ctx that shutdown does not cancel
+	maxAckSendsOpen = 16               // batch calls in flight at once
+)
+
+var ackRetry = backoff.Exponential{Base: 100 * time.Millisecond, Max: 2 * time.Second}
+
+// harvester collects deletes and visibility changes into batches of up to size entries, sent
+// when full or interval after the first entry waits (at once when interval is 0). Calls run on
+// their own goroutines, at most maxAckSendsOpen at once; failed entries that SQS marks as not
+// the sender's fault are retried with backoff, and the rest are reported.
+type harvester struct {
+	client   Client
+	queueURL string
+	size     int
+	interval time.Duration
+	onError  func(error)
+	stats    *counters
+
+	in    chan ackReq
+	done  chan struct{}
+	slots chan struct{}
+	sends sync.WaitGroup
+}
+
+func newHarvester(client Client, queueURL string, size int, interval time.Duration, onError func(error), stats *counters) *harvester {
+	return &harvester{
+		client: client, queueURL: queueURL, size: size, interval: interval, onError: onError, stats: stats,
+		in: make(chan ackReq, 4*maxBatch), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
+	}
+}
+
+// add queues r. It blocks while the harvester is behind (backpressure on handlers).
+func (h *harvester) add(r ackReq) { h.in <- r }
+
+// close flushes what waits, waits for every call in flight, and stops the harvester. No add may
+// follow.
+func (h *harvester) close() {
+	close(h.in)
+	<-h.done
+}
+
+func (h *harvester) run() {
+	defer close(h.done)
+	var pending [2][]ackReq
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	flush := func(k ackKind) {
+		if len(pending[k]) > 0 {
+			h.send(k, pending[k])
+			pending[k] = make([]ackReq, 0, h.size)
+		}
+	}
+	flushAll := func() {
+		flush(ackDelete)
+		flush(ackVisibility)
+		if armed {
+			timer.Stop()
+			armed = false
+		}
+	}
+	for {
+		select {
+		case r, ok := <-h.in:
+			if !ok {
+				flushAll()
+				h.sends.Wait()
+				return
+			}
+			pending[r.kind] = append(pending[r.kind], r)
+			if len(pending[r.kind]) >= h.size {
+				flush(r.kind)
+			}
+			if h.interval == 0 {
+				h.drainInto(&pending, flush)
+				flushAll()
+				continue
+			}
+			if !armed && len(pending[ackDelete])+len(pending[ackVisibility]) > 0 {
+				timer.Reset(h.interval)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			flushAll()
+		}
+	}
+}
+
+// drainInto moves what is already queued into pending without waiting, so that acks arriving
+// together still share a batch when the interval is 0.
+func (h *harvester) drainInto(pending *[2][]ackReq, flush func(ackKind)) {
+	for {
+		select {
+		case r, ok := <-h.in:
+			if !ok {
+				// The closed channel is seen again by run's loop.
+				return
+			}
+			pending[r.kind] = append(pending[r.kind], r)
+			if len(pending[r.kind]) >= h.size {
+				flush(r.kind)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (h *harvester) send(k ackKind, batch []ackReq) {
+	h.slots <- struct{}{}
+	h.sends.Add(1)
+	go func() {
+		defer func() { <-h.slots; h.sends.Done() }()
+		h.deliver(k, batch)
+	}()
+}
+
+// deliver sends one batch, retrying what may succeed later.
+func (h *harvester) deliver(k ackKind, batch []ackReq) {
+	for attempt := 1; ; attempt++ {
+		failed, err := h.call(k, batch)
+		if err != nil {
+			if attempt < ackAttempts && !permanent(err) {
+				backoff.Sleep(nil, ackRetry.Delay(attempt))
+				continue
+			}
+			for _, r := range batch {
+				h.report(&AckError{Op: k.String(), MessageID: r.id, Err: err})
+			}
+			return
+		}
+		h.count(k, len(batch)-len(failed))
+		var retry []ackReq
+		for i, f := range failed {
+			r := batch[i]
+			if !f.SenderFault && attempt < ackAttempts {
+				retry = append(retry, r)
+				continue
+			}
+			h.report(&AckError{Op: k.String(), MessageID: r.id, Code: aws.ToString(f.Code), SenderFault: f.SenderFault,
+				Err: errors.New(aws.ToString(f.Message))})
+		}
+		if len(retry) == 0 {
+			return
+		}
+		batch = retry
+		backoff.Sleep(nil, ackRetry.Delay(attempt))
+	}
+}
+
+func (h *harvester) count(k ackKind, n int) {
+	if k == ackDelete {
+		h.stats.acked.Add(int64(n))
+	}
+}
+
+func (h *harvester) report(e *AckError) {
+	if e.Op == ackDelete.String() {
+		h.stats.ackFailed.Add(1)
+	} else {
+		h.stats.visibilityFailed.Add(1)
+	}
+	h.onError(e)
+}
+
+// call makes one batch request with entry ids numbered by position, never by MessageId (a
+// message received twice would otherwise fail the whole batch as a duplicate id). It returns
+// the failed entries by position.
+func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultErrorEntry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ackCallTimeout)
+	defer cancel()
+	var failed []types.BatchResultErrorEntry
+	if k == ackDelete {
+		entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))
+		for i, r := range batch {
+			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r.handle)}
+		}
+		out, err := h.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &h.queueURL, Entries: entries})
+		if err != nil {
+			return nil, err
+		}
+		failed = out.Failed
+	} else {
+		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
+		for i, r := range batch {
+			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r.handle), VisibilityTimeout: r.seconds}
+		}
+		out, err := h.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &h.queueURL, Entries: entries})
+		if err != nil {
+			return nil, err
+		}
+		failed = out.Failed
+	}
+	byPos := make(map[int]types.BatchResultErrorEntry, len(failed))
+	for _, f := range failed {
+		i, err := strconv.Atoi(aws.ToString(f.Id))
+		if err != nil || i < 0 || i >= len(batch) {
+			continue // not an entry we sent; nothing to retry
+		}
+		byPos[i] = f
+	}
+	return byPos, nil
+}

@@ -1,0 +1,250 @@
+// Package lease keeps received SQS messages invisible while they are held: one goroutine per
+// consumer extends the visibility of every held message in ChangeMessageVisibilityBatch calls
+// before it lapses, up to a cap on the total, and tells the holder when it can no longer keep
+// a message, before its visibility lapses.
+package lease
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// Causes handed to Entry.Lost.
+var (
+	// ErrLost means SQS refused to extend the visibility (the receipt handle is invalid or
+	// expired, the message is no longer in flight, or SQS's 12 h limit was hit), or the
+	// visibility lapsed before an extension landed. Another consumer may receive the message.
+	ErrLost = errors.New("sqsconsumer: lease lost")
+	// ErrExpired means the lease reached its cap on total extension; the message becomes
+	// visible again when its current visibility lapses.
+	ErrExpired = errors.New("sqsconsumer: lease expired")
+)
+
+// SQSMaxTotal is SQS's limit on a message's visibility counted from its receipt.
+const SQSMaxTotal = 12 * time.Hour
+
+// Changer is the SQS call the lease makes.
+type Changer interface {
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
+}
+
+// Entry is one held message. The holder fills ReceiptHandle, MessageID and Lost, and keeps the
+// Entry at a stable address from Add until Remove.
+type Entry struct {
+	ReceiptHandle string
+	MessageID     string
+	// Lost is called at most once, from the lease goroutine, when the lease gives the message
+	// up; the cause is ErrLost or ErrExpired, wrapping SQS's reason where there is one.
+	Lost func(cause error)
+
+	receivedAt time.Time
+	expires    time.Time // when the visibility lapses, as far as we know
+	lost       bool
+}
+
+// Manager holds the entries of one consumer. Create it with New and start Run on a goroutine.
+type Manager struct {
+	client     Changer
+	queueURL   string
+	visibility time.Duration
+	maxTotal   time.Duration
+	onError    func(error)
+	extended   func(n int)
+
+	mu      sync.Mutex
+	entries map[*Entry]struct{}
+}
+
+// Config holds a Manager's settings.
+type Config struct {
+	Client     Changer
+	QueueURL   string
+	Visibility time.Duration // requested on receive, and by each extension; >= 1 s
+	MaxTotal   time.Duration // cap on visibility since receipt; at most SQSMaxTotal
+	OnError    func(error)   // a failed extension call (may be nil)
+	Extended   func(n int)   // n visibilities extended (may be nil)
+}
+
+// New returns a manager; it starts no goroutine.
+func New(c Config) *Manager {
+	return &Manager{
+		client: c.Client, queueURL: c.QueueURL, visibility: c.Visibility,
+		maxTotal: min(c.MaxTotal, SQSMaxTotal), onError: c.OnError, extended: c.Extended,
+		entries: make(map[*Entry]struct{}),
+	}
+}
+
+// Add starts covering e, received at receivedAt with the manager's visibility.
+func (m *Manager) Add(e *Entry, receivedAt time.Time) {
+	e.receivedAt = receivedAt
+	e.expires = receivedAt.Add(m.visibility)
+	m.mu.Lock()
+	m.entries[e] = struct{}{}
+	m.mu.Unlock()
+}
+
+// Remove stops covering e and reports whether the lease had already given it up (Lost was or
+// is being called), in which case the message must not be acknowledged or released.
+func (m *Manager) Remove(e *Entry) (lost bool) {
+	m.mu.Lock()
+	delete(m.entries, e)
+	lost = e.lost
+	m.mu.Unlock()
+	return lost
+}
+
+// Len reports how many entries are covered.
+func (m *Manager) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.entries)
+}
+
+// Interval is how often Run looks for entries to extend: a quarter of the visibility. An entry
+// is extended once less than half its visibility is left, so an extension has at least a
+// quarter of the visibility to land.
+func (m *Manager) Interval() time.Duration { return max(m.visibility/4, 50*time.Millisecond) }
+
+// Run extends visibilities until stop is closed. It blocks; run it on its own goroutine.
+func (m *Manager) Run(stop <-chan struct{}) {
+	t := time.NewTicker(m.Interval())
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			m.tick(now)
+		}
+	}
+}
+
+type due struct {
+	e       *Entry
+	handle  string
+	seconds int32
+	until   time.Time
+}
+
+// tick extends the entries that are due and gives up those that cannot be extended.
+func (m *Manager) tick(now time.Time) {
+	var todo []due
+	var gone []*Entry
+	m.mu.Lock()
+	for e := range m.entries {
+		if e.lost || e.expires.Sub(now) >= m.visibility/2 {
+			continue
+		}
+		if !now.Before(e.expires) { // lapsed before we could extend it
+			e.lost = true
+			gone = append(gone, e)
+			continue
+		}
+		limit := e.receivedAt.Add(m.maxTotal)
+		until := now.Add(m.visibility)
+		if limit.Before(until) {
+			until = limit
+		}
+		if !until.After(e.expires) { // the cap is reached: give it up while it is still ours
+			e.lost = true
+			gone = append(gone, e)
+			continue
+		}
+		secs := int32(math.Ceil(until.Sub(now).Seconds()))
+		todo = append(todo, due{e: e, handle: e.ReceiptHandle, seconds: secs, until: now.Add(time.Duration(secs) * time.Second)})
+	}
+	m.mu.Unlock()
+	for _, e := range gone {
+		if !now.Before(e.expires) {
+			e.Lost(ErrLost)
+		} else {
+			e.Lost(ErrExpired)
+		}
+	}
+	for len(todo) > 0 {
+		n := min(10, len(todo))
+		m.extend(todo[:n])
+		todo = todo[n:]
+	}
+}
+
+func (m *Manager) extend(batch []due) {
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
+	for i, d := range batch {
+		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
+			Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(d.handle), VisibilityTimeout: d.seconds,
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.Interval())
+	defer cancel()
+	out, err := m.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &m.queueURL, Entries: entries})
+	if err != nil {
+		// Nothing was extended; the next tick tries again, and an entry whose visibility lapses
+		// meanwhile is given up then.
+		if m.onError != nil {
+			m.onError(errors.Join(errors.New("sqsconsumer: extend visibility"), err))
+		}
+		return
+	}
+	failed := make(map[int]types.BatchResultErrorEntry, len(out.Failed))
+	for _, f := range out.Failed {
+		if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(batch) {
+			failed[i] = f
+		}
+	}
+	var lost []due
+	var lostErr []error
+	ok := 0
+	m.mu.Lock()
+	for i, d := range batch {
+		if _, covered := m.entries[d.e]; !covered || d.e.lost {
+			continue
+		}
+		f, bad := failed[i]
+		switch {
+		case !bad:
+			d.e.expires = d.until
+			ok++
+		case refused(aws.ToString(f.Code)):
+			d.e.lost = true
+			lost = append(lost, d)
+			lostErr = append(lostErr, &RefusedError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message)})
+		}
+		// Any other failure is retried on the next tick.
+	}
+	m.mu.Unlock()
+	if m.extended != nil && ok > 0 {
+		m.extended(ok)
+	}
+	for i, d := range lost {
+		d.e.Lost(lostErr[i])
+	}
+}
+
+// RefusedError is SQS's reason for refusing an extension. It unwraps to ErrLost.
+type RefusedError struct{ Code, Message string }
+
+func (e *RefusedError) Error() string {
+	return "sqsconsumer: lease lost: SQS refused the extension: " + e.Code + ": " + e.Message
+}
+
+// Unwrap returns ErrLost.
+func (e *RefusedError) Unwrap() error { return ErrLost }
+
+// refused reports whether an entry error code means the message is no longer ours to extend.
+func refused(code string) bool {
+	switch code {
+	case "ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue",
+		"AWS.SimpleQueueService.MessageNotInflight", "AWS.SimpleQueueService.ReceiptHandleIsInvalid":
+		return true
+	}
+	return false
+}

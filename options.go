@@ -1,0 +1,260 @@
+package sqsconsumer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
+	"github.com/sqsconsumer/sqsconsumer/pool"
+	"github.com/sqsconsumer/sqsconsumer/worker"
+)
+
+// ErrInvalidOption is wrapped by every error New returns for a bad argument or option; the
+// message names the option.
+var ErrInvalidOption = errors.New("sqsconsumer: invalid option")
+
+// Defaults of the options.
+const (
+	DefaultConcurrency       = 10
+	DefaultPollers           = 1
+	DefaultWaitTime          = 20 * time.Second
+	DefaultVisibilityTimeout = 30 * time.Second
+	DefaultMaxLease          = time.Hour
+	DefaultAckFlushInterval  = 100 * time.Millisecond
+	DefaultShutdownTimeout   = 30 * time.Second
+	MaxVisibilityTimeout     = 12 * time.Hour
+	maxBatch                 = 10
+)
+
+// Option configures a Consumer. Options are applied and validated by New, in order; a later
+// option overrides an earlier one.
+type Option func(*settings) error
+
+// Backoff returns how long a message that failed on its receiveCount-th delivery stays
+// invisible before it is retried.
+type Backoff func(receiveCount int) time.Duration
+
+// ExponentialBackoff returns base x 2^(receiveCount-1), capped at maxDelay, with full jitter
+// (a uniform draw up to that ceiling). The default is ExponentialBackoff(time.Second,
+// 15*time.Minute).
+func ExponentialBackoff(base, maxDelay time.Duration) Backoff {
+	e := backoff.Exponential{Base: base, Max: maxDelay}
+	return e.Delay
+}
+
+type settings struct {
+	concurrency     int
+	strategy        worker.Factory
+	pollers         int
+	waitTime        time.Duration
+	receiveBatch    int
+	ackBatch        int
+	ackInterval     time.Duration
+	ackIntervalSet  bool
+	visibility      time.Duration
+	maxLease        time.Duration
+	backoff         Backoff
+	shutdownTimeout time.Duration
+	weight          func(*Message) int64
+	onError         func(error)
+}
+
+func defaults() settings {
+	return settings{
+		concurrency:     DefaultConcurrency,
+		strategy:        pool.Factory(),
+		pollers:         DefaultPollers,
+		waitTime:        DefaultWaitTime,
+		receiveBatch:    maxBatch,
+		ackBatch:        maxBatch,
+		ackInterval:     DefaultAckFlushInterval,
+		visibility:      DefaultVisibilityTimeout,
+		maxLease:        DefaultMaxLease,
+		backoff:         ExponentialBackoff(time.Second, 15*time.Minute),
+		shutdownTimeout: DefaultShutdownTimeout,
+		onError: func(err error) {
+			slog.Default().Error("sqsconsumer", "err", err)
+		},
+	}
+}
+
+func invalid(option string, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, option, fmt.Sprintf(format, args...))
+}
+
+// WithConcurrency bounds the handlers running at once (default 10): the pool's maximum
+// workers, or the semaphore's total weight. n must be >= 1.
+func WithConcurrency(n int) Option {
+	return func(s *settings) error {
+		if n < 1 {
+			return invalid("WithConcurrency", "%d, want >= 1", n)
+		}
+		s.concurrency = n
+		return nil
+	}
+}
+
+// WithStrategy selects the worker strategy, e.g. semaphore.Factory() or pool.Factory(opts...)
+// (the default is pool.Factory(): an elastic pool with a waiting room of min(10, concurrency)).
+// New calls f with the concurrency; its error is returned wrapped in ErrInvalidOption.
+func WithStrategy(f worker.Factory) Option {
+	return func(s *settings) error {
+		if f == nil {
+			return invalid("WithStrategy", "nil factory")
+		}
+		s.strategy = f
+		return nil
+	}
+}
+
+// WithPollers sets how many goroutines receive from the queue at once (default 1). Each has
+// at most one ReceiveMessage call in flight. n must be >= 1.
+func WithPollers(n int) Option {
+	return func(s *settings) error {
+		if n < 1 {
+			return invalid("WithPollers", "%d, want >= 1", n)
+		}
+		s.pollers = n
+		return nil
+	}
+}
+
+// WithWaitTime sets the long-poll wait of each ReceiveMessage (default 20 s, the most SQS
+// allows); 0 short-polls, and an empty short poll pauses for a second before the next. d must
+// be whole seconds from 0 to 20 s.
+//
+// The HTTP client behind the Client must not time out before the wait: the SDK's default
+// client does not, but a custom one needs a timeout above WaitTime + a few seconds.
+func WithWaitTime(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 || d > 20*time.Second || d%time.Second != 0 {
+			return invalid("WithWaitTime", "%v, want whole seconds from 0 to 20s", d)
+		}
+		s.waitTime = d
+		return nil
+	}
+}
+
+// WithReceiveBatchSize caps how many messages one ReceiveMessage asks for (default 10, SQS's
+// maximum). A receive never asks for more than the free capacity either. n must be 1..10.
+func WithReceiveBatchSize(n int) Option {
+	return func(s *settings) error {
+		if n < 1 || n > maxBatch {
+			return invalid("WithReceiveBatchSize", "%d, want 1..10", n)
+		}
+		s.receiveBatch = n
+		return nil
+	}
+}
+
+// WithAckBatchSize sets how many deletes are collected into one DeleteMessageBatch before it
+// is sent (default 10). n must be 1..10.
+func WithAckBatchSize(n int) Option {
+	return func(s *settings) error {
+		if n < 1 || n > maxBatch {
+			return invalid("WithAckBatchSize", "%d, want 1..10", n)
+		}
+		s.ackBatch = n
+		return nil
+	}
+}
+
+// WithAckFlushInterval sets how long an acknowledgement may wait for its batch to fill before
+// the batch is sent anyway (default 100 ms; 0 sends at once). On FIFO queues acks are always
+// sent at once, because a group stays locked until its delete lands. d must be >= 0.
+func WithAckFlushInterval(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return invalid("WithAckFlushInterval", "%v, want >= 0", d)
+		}
+		s.ackInterval, s.ackIntervalSet = d, true
+		return nil
+	}
+}
+
+// WithVisibilityTimeout sets the visibility requested on each receive and by each lease
+// extension (default 30 s). d must be from 1 s to 12 h; fractions of a second round up.
+func WithVisibilityTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < time.Second || d > MaxVisibilityTimeout {
+			return invalid("WithVisibilityTimeout", "%v, want 1s..12h", d)
+		}
+		s.visibility = (d + time.Second - 1).Truncate(time.Second)
+		return nil
+	}
+}
+
+// WithMaxLease caps how long the lease keeps a held message invisible, counted from its
+// receipt (default 1 h, at most SQS's 12 h). When the cap is reached the handler's ctx is
+// cancelled with ErrLeaseExpired before the visibility lapses. 0 turns the lease off: a message
+// is then invisible only for the visibility timeout. d must be from 0 to 12 h.
+func WithMaxLease(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 || d > MaxVisibilityTimeout {
+			return invalid("WithMaxLease", "%v, want 0..12h", d)
+		}
+		s.maxLease = d
+		return nil
+	}
+}
+
+// WithBackoff sets how long a failed message stays invisible before it is retried (default
+// ExponentialBackoff(time.Second, 15*time.Minute) on ApproximateReceiveCount). Delays are
+// rounded up to whole seconds and capped at 12 h. b must not be nil; see WithoutBackoff.
+func WithBackoff(b Backoff) Option {
+	return func(s *settings) error {
+		if b == nil {
+			return invalid("WithBackoff", "nil policy (use WithoutBackoff)")
+		}
+		s.backoff = b
+		return nil
+	}
+}
+
+// WithoutBackoff leaves a failed message's visibility as it is, so it is retried when the
+// visibility from its receipt or last lease extension lapses.
+func WithoutBackoff() Option {
+	return func(s *settings) error { s.backoff = nil; return nil }
+}
+
+// WithShutdownTimeout sets how long running handlers may go on after Run's ctx is cancelled
+// before their ctx is cancelled with ErrShutdownTimeout (default 30 s). d must be >= 0.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return invalid("WithShutdownTimeout", "%v, want >= 0", d)
+		}
+		s.shutdownTimeout = d
+		return nil
+	}
+}
+
+// WithWeight sets each message's weight: its share of the concurrency while its handler
+// runs, for strategies that weigh tasks (semaphore). The default weighs every message 1. A
+// message heavier than the concurrency can never run: it is reported and retried by the
+// backoff policy (and reaches the queue's DLQ, if it has one).
+func WithWeight(f func(*Message) int64) Option {
+	return func(s *settings) error {
+		if f == nil {
+			return invalid("WithWeight", "nil function")
+		}
+		s.weight = f
+		return nil
+	}
+}
+
+// WithErrorHandler sets the function that receives errors the consumer handles itself:
+// failed receives, deletes and visibility changes (as *AckError with the message id), and
+// refused messages. It is called from the consumer's goroutines and must not block long. The
+// default logs them with slog.Default at level Error.
+func WithErrorHandler(f func(error)) Option {
+	return func(s *settings) error {
+		if f == nil {
+			return invalid("WithErrorHandler", "nil function")
+		}
+		s.onError = f
+		return nil
+	}
+}

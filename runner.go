@@ -1,0 +1,148 @@
+package sqsconsumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
+	"github.com/sqsconsumer/sqsconsumer/worker"
+)
+
+const (
+	// receiveGrace is added to the long-poll wait to make the deadline of a receive, which runs
+	// on a ctx detached from Run's so that shutdown never abandons one in flight.
+	receiveGrace = 5 * time.Second
+	// fatalTries is how many receives in a row must fail with a fatal error (missing queue,
+	// access denied) before Run gives up.
+	fatalTries = 3
+	// emptyShortPollPause is the pause after a short poll (wait 0) that brought nothing.
+	emptyShortPollPause = time.Second
+)
+
+// receiveRetry spaces receives after errors: full jitter up to 200 ms x 2^(n-1), at most 20 s.
+var receiveRetry = backoff.Exponential{Base: 200 * time.Millisecond, Max: 20 * time.Second}
+
+var (
+	allSystemAttributes  = []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll}
+	allMessageAttributes = []string{"All"}
+)
+
+// poll is one poller's loop: reserve capacity, receive at most that many messages, hand them
+// to the strategy. It returns nil when ctx ends, and an error when receiving fails for good.
+func (c *Consumer) poll(ctx context.Context) error {
+	failures, fatals := 0, 0
+	for {
+		n, err := c.strategy.Reserve(ctx, c.s.receiveBatch)
+		if err != nil {
+			return nil // ctx ended, or the strategy was closed: shutting down
+		}
+		msgs, err := c.receive(ctx, n)
+		if err != nil {
+			c.strategy.Unreserve(n)
+			c.stats.receiveErrors.Add(1)
+			failures++
+			if fatal(err) {
+				fatals++
+				if fatals >= fatalTries {
+					return fmt.Errorf("sqsconsumer: receive from %s: %w", c.queueURL, err)
+				}
+			} else {
+				fatals = 0
+			}
+			c.s.onError(fmt.Errorf("sqsconsumer: receive from %s (failure %d in a row): %w", c.queueURL, failures, err))
+			if !backoff.Sleep(ctx.Done(), receiveRetry.Delay(failures)) {
+				return nil
+			}
+			continue
+		}
+		failures, fatals = 0, 0
+		c.stats.receives.Add(1)
+		if extra := len(msgs) - n; extra > 0 {
+			// SQS never returns more than asked; a misbehaving server could. Keep the bound.
+			for i := range msgs[n:] {
+				m := c.newMessage(&msgs[n+i], time.Now())
+				c.settle(m, nil, true)
+			}
+			msgs = msgs[:n]
+		}
+		c.strategy.Unreserve(n - len(msgs))
+		if len(msgs) == 0 {
+			c.stats.emptyReceives.Add(1)
+			if c.s.waitTime == 0 && !backoff.Sleep(ctx.Done(), emptyShortPollPause) {
+				return nil
+			}
+			continue
+		}
+		now := time.Now()
+		shutting := ctx.Err() != nil
+		for i := range msgs {
+			m := c.newMessage(&msgs[i], now)
+			if shutting {
+				c.strategy.Unreserve(1)
+				c.settle(m, nil, true)
+				continue
+			}
+			if c.fifo && c.waitForGroup(m) {
+				continue // runs when the message ahead of it in its group is done
+			}
+			c.submit(m)
+		}
+	}
+}
+
+// receive makes one ReceiveMessage call for up to n messages, on a ctx detached from Run's so
+// that a shutdown does not abandon it: messages SQS hands out are then released, not orphaned.
+func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.waitTime+receiveGrace)
+	defer cancel()
+	out, err := c.client.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
+		QueueUrl:                    &c.queueURL,
+		MaxNumberOfMessages:         int32(n),
+		WaitTimeSeconds:             int32(c.s.waitTime / time.Second),
+		VisibilityTimeout:           int32(c.s.visibility / time.Second),
+		MessageSystemAttributeNames: allSystemAttributes,
+		MessageAttributeNames:       allMessageAttributes,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Messages, nil
+}
+
+// waitForGroup parks m behind the running message of its FIFO group and reports true, or
+// marks its group running and reports false. A parked message keeps its reserved unit.
+func (c *Consumer) waitForGroup(m *Message) bool {
+	id := m.GroupID()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g := c.groups[id]; g != nil {
+		g.waiting = append(g.waiting, m)
+		return true
+	}
+	c.groups[id] = &group{}
+	return false
+}
+
+// submit hands m, which holds a reserved unit, to the strategy.
+func (c *Consumer) submit(m *Message) {
+	w := int64(1)
+	if c.s.weight != nil {
+		w = c.s.weight(m)
+	}
+	err := c.strategy.Submit(c.runCtx, worker.Task{Run: func() { c.handle(m) }, Weight: w, Data: m})
+	if err == nil {
+		return
+	}
+	c.strategy.Unreserve(1)
+	if errors.Is(err, worker.ErrTooHeavy) {
+		c.reportError(fmt.Errorf("sqsconsumer: message %s cannot run: %w", m.id(), err))
+		c.settle(m, err, false)
+		return
+	}
+	c.settle(m, nil, true) // shutting down
+}
