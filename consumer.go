@@ -175,13 +175,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		})
 	}
-	pollers.Wait()
-	stopPolling()
+	pollersDone := make(chan struct{})
+	go func() { pollers.Wait(); close(pollersDone) }()
+	select {
+	case <-pollCtx.Done():
+	case <-pollersDone:
+	}
 
-	// Shutdown. Messages parked in the strategy never run: release them now.
+	// Shutdown. Messages parked in the strategy never run: release them now, without waiting
+	// for a receive in flight; what it brings is released by its poller.
 	for _, t := range c.strategy.Close() {
 		c.settle(t.Data.(*Message), nil, true)
 	}
+	// Closed, the strategy starts nothing more, so running handlers are waited for (and cut
+	// short at the timeout) while a receive may still be in flight.
 	timedOut := false
 	wait, cancel := context.WithTimeout(context.Background(), c.s.shutdownTimeout)
 	if c.strategy.Wait(wait) != nil {
@@ -190,6 +197,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		_ = c.strategy.Wait(context.Background()) // handlers were told to stop; wait for them to return
 	}
 	cancel()
+	<-pollersDone
 	c.releaseGroups() // FIFO messages that never got their turn
 	close(stopLease)
 	<-leaseDone

@@ -36,7 +36,7 @@ var (
 // to the strategy. It returns nil when ctx ends, and an error when receiving fails for good.
 func (c *Consumer) poll(ctx context.Context) error {
 	failures, fatals := 0, 0
-	for {
+	for ctx.Err() == nil {
 		n, err := c.strategy.Reserve(ctx, c.s.receiveBatch)
 		if err != nil {
 			return nil // ctx ended, or the strategy was closed: shutting down
@@ -93,6 +93,7 @@ func (c *Consumer) poll(ctx context.Context) error {
 			c.submit(m)
 		}
 	}
+	return nil
 }
 
 // receive makes one ReceiveMessage call for up to n messages, on a ctx detached from Run's so

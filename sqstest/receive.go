@@ -251,9 +251,7 @@ func (s *Server) changeOne(q *queue, h string, secs int32, now time.Time) *entry
 		return &entryError{"InvalidParameterValue", "the total visibility timeout would exceed 12 hours"}
 	}
 	m.visibleAt = until
-	if secs == 0 {
-		q.notify()
-	}
+	q.notify() // long polls recompute when the next message becomes visible
 	return nil
 }
 

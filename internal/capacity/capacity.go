@@ -35,6 +35,9 @@ func (u *Units) Reserve(ctx context.Context, max int) (int, error) {
 	if u.Stopped() {
 		return 0, worker.ErrStopped
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if !u.sem.TryAcquire(1) {
 		ctx, cancel := context.WithCancel(ctx)
 		stop := context.AfterFunc(closedContext{u.stopped}, cancel)
