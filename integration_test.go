@@ -1,0 +1,258 @@
+package sqsconsumer_test
+
+// Integration tests against the fauxqs SQS emulator: the real SQS protocol through the real
+// SDK client. They start the emulator on first use (installing it with npm ci if needed).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer"
+)
+
+var queueSeq atomic.Int64
+
+// emuQueue creates a fresh queue on the emulator.
+func emuQueue(t *testing.T, client *sqs.Client, attrs map[string]string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()), queueSeq.Add(1))
+	if len(name) > 75 {
+		name = name[len(name)-75:]
+	}
+	out, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
+	if err != nil {
+		t.Fatalf("create queue: %v", err)
+	}
+	return *out.QueueUrl
+}
+
+func emuSend(t *testing.T, client *sqs.Client, url string, n int) {
+	t.Helper()
+	for i := 0; i < n; i += 10 {
+		var entries []types.SendMessageBatchRequestEntry
+		for j := i; j < min(i+10, n); j++ {
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j - i)), MessageBody: aws.String(strconv.Itoa(j))})
+		}
+		out, err := client.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
+		if err != nil || len(out.Failed) > 0 {
+			t.Fatalf("send: %v %+v", err, out)
+		}
+	}
+}
+
+// counts returns the queue's visible and in-flight message counts.
+func counts(t *testing.T, client *sqs.Client, url string) (visible, inFlight int) {
+	t.Helper()
+	out, err := client.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: &url,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		t.Fatalf("queue attributes: %v", err)
+	}
+	visible, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	inFlight, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	return visible, inFlight
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+func TestEmulatorHandlesThousandAndEmptiesQueue(t *testing.T) {
+	client := emulatorClient(t)
+	url := emuQueue(t, client, nil)
+	const n = 1000
+	emuSend(t, client, url, n)
+	var seen sync.Map
+	var handled atomic.Int64
+	all := make(chan struct{})
+	c, err := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+		if _, dup := seen.LoadOrStore(*m.MessageId, true); dup {
+			t.Errorf("message %s handled twice", *m.Body)
+		}
+		if handled.Add(1) == n {
+			close(all)
+		}
+		return nil
+	}, sqsconsumer.WithConcurrency(32), sqsconsumer.WithWaitTime(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := running(t, c)
+	select {
+	case <-all:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("handled %d of %d", handled.Load(), n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := checkReportAddsUp(t, c)
+	if r.Acked != n {
+		t.Fatalf("acked %d of %d: %+v", r.Acked, n, r.Stats)
+	}
+	eventually(t, 10*time.Second, "queue not empty", func() bool { v, f := counts(t, client, url); return v == 0 && f == 0 })
+}
+
+func TestEmulatorHandlerErrorRedelivers(t *testing.T) {
+	client := emulatorClient(t)
+	url := emuQueue(t, client, nil)
+	emuSend(t, client, url, 1)
+	got := make(chan int, 5)
+	c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+		got <- m.ReceiveCount()
+		if m.ReceiveCount() == 1 {
+			return errors.New("first try fails")
+		}
+		return nil
+	}, sqsconsumer.WithWaitTime(1*time.Second), sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }))
+	stop := running(t, c)
+	first, second := <-got, <-got
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if first != 1 || second < 2 {
+		t.Fatalf("receive counts %d then %d; want 1 then > 1", first, second)
+	}
+	if r := checkReportAddsUp(t, c); r.Failed != 1 || r.Succeeded != 1 {
+		t.Fatalf("report %+v", r.Stats)
+	}
+}
+
+func TestEmulatorLeaseOutlastsShortVisibility(t *testing.T) {
+	client := emulatorClient(t)
+	url := emuQueue(t, client, nil)
+	emuSend(t, client, url, 3)
+	var deliveries sync.Map
+	var done atomic.Int64
+	all := make(chan struct{})
+	c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+		n, _ := deliveries.LoadOrStore(*m.MessageId, new(atomic.Int64))
+		if n.(*atomic.Int64).Add(1) > 1 {
+			t.Errorf("message %s delivered again while its handler ran", *m.Body)
+		}
+		select { // three times the visibility timeout
+		case <-time.After(6 * time.Second):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if done.Add(1) == 3 {
+			close(all)
+		}
+		return nil
+	}, sqsconsumer.WithVisibilityTimeout(2*time.Second), sqsconsumer.WithWaitTime(1*time.Second), sqsconsumer.WithPollers(2))
+	stop := running(t, c)
+	<-all
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := checkReportAddsUp(t, c)
+	if r.Succeeded != 3 || r.LeaseExtended == 0 || r.LeaseLost != 0 {
+		t.Fatalf("report %+v", r.Stats)
+	}
+	eventually(t, 5*time.Second, "queue not empty", func() bool { v, f := counts(t, client, url); return v == 0 && f == 0 })
+}
+
+func TestEmulatorPeakConcurrencyReachesButNeverExceedsTheBound(t *testing.T) {
+	for name, strategy := range strategies {
+		t.Run(name, func(t *testing.T) {
+			client := emulatorClient(t)
+			url := emuQueue(t, client, nil)
+			const n, concurrency = 200, 8
+			emuSend(t, client, url, n)
+			var inFlight, peak, handled atomic.Int64
+			all := make(chan struct{})
+			c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+				cur := inFlight.Add(1)
+				for p := peak.Load(); cur > p && !peak.CompareAndSwap(p, cur); p = peak.Load() {
+				}
+				<-time.After(30 * time.Millisecond) // work
+				inFlight.Add(-1)
+				if handled.Add(1) == n {
+					close(all)
+				}
+				return nil
+			}, sqsconsumer.WithConcurrency(concurrency), sqsconsumer.WithStrategy(strategy), sqsconsumer.WithWaitTime(1*time.Second))
+			stop := running(t, c)
+			<-all
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if p := peak.Load(); p != concurrency {
+				t.Fatalf("peak handlers in flight %d, want exactly the concurrency %d", p, concurrency)
+			}
+		})
+	}
+}
+
+func TestEmulatorCancelMidStreamLosesNothing(t *testing.T) {
+	client := emulatorClient(t)
+	url := emuQueue(t, client, nil)
+	const n = 500
+	emuSend(t, client, url, n)
+	var completed sync.Map
+	var count atomic.Int64
+	enough := make(chan struct{})
+	c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+		<-time.After(20 * time.Millisecond) // work
+		completed.Store(*m.MessageId, true)
+		if count.Add(1) == 150 {
+			close(enough)
+		}
+		return nil
+	}, sqsconsumer.WithConcurrency(16), sqsconsumer.WithWaitTime(2*time.Second))
+	stop := running(t, c)
+	<-enough
+	if err := stop(); err != nil {
+		t.Fatalf("Run after cancel = %v, want nil", err)
+	}
+	done := int(count.Load())
+	r := checkReportAddsUp(t, c)
+	if int(r.Succeeded) != done || int(r.Acked) != done {
+		t.Fatalf("completed %d, report %+v", done, r.Stats)
+	}
+	eventually(t, 5*time.Second, "messages still in flight after Run returned", func() bool {
+		v, f := counts(t, client, url)
+		return f == 0 && v == n-done
+	})
+	// Nothing acknowledged comes back: drain the rest and compare.
+	left := 0
+	for {
+		out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		for _, m := range out.Messages {
+			if _, ok := completed.Load(*m.MessageId); ok {
+				t.Fatalf("acknowledged message %s came back", *m.Body)
+			}
+			left++
+		}
+	}
+	if left != n-done {
+		t.Fatalf("%d messages left, want %d - %d", left, n, done)
+	}
+}
