@@ -51,6 +51,7 @@ func WithPanicHandler(f func(v any)) Option { return func(s *settings) { s.onPan
 type Pool struct {
 	units       *capacity.Units // max workers + waiting room
 	max, min    int
+	room        int
 	idleTimeout time.Duration
 	onPanic     func(any)
 
@@ -94,6 +95,7 @@ func New(maxWorkers int, opts ...Option) (*Pool, error) {
 		units:       capacity.New(maxWorkers + s.room),
 		max:         maxWorkers,
 		min:         s.min,
+		room:        s.room,
 		idleTimeout: s.idleTimeout,
 		onPanic:     s.onPanic,
 		queue:       ring.New[worker.Task](maxWorkers + s.room),
@@ -108,9 +110,12 @@ func Factory(opts ...Option) worker.Factory {
 	return func(concurrency int) (worker.Strategy, error) { return New(concurrency, opts...) }
 }
 
-// Reserve implements worker.Strategy. It blocks until a worker or a place in the waiting room
-// is free, ctx ends, or Close.
-func (p *Pool) Reserve(ctx context.Context, max int) (int, error) { return p.units.Reserve(ctx, max) }
+// Reserve implements worker.Strategy. It blocks until min(max, waiting room) units are free (at
+// least one), ctx ends, or Close: with a full room and busy workers, a receive waits until the
+// room has emptied into the workers, so it can bring a whole batch while they are still busy.
+func (p *Pool) Reserve(ctx context.Context, max int) (int, error) {
+	return p.units.Reserve(ctx, min(max, p.room), max)
+}
 
 // Unreserve implements worker.Strategy.
 func (p *Pool) Unreserve(n int) { p.units.Release(n) }

@@ -3,15 +3,15 @@
 //
 // Use it when handlers differ in cost and a message's weight (its share of the capacity) is
 // known from the message, e.g. a large payload that needs more memory
-// (sqsconsumer.WithWeight). Nothing waits in a room: a received message whose weight is not
-// free waits in Submit, and that backpressure stops the consumer from receiving more.
+// (sqsconsumer.WithWeight). A received message whose weight is not free waits in Submit, in the
+// submitting goroutine: that is the backpressure that stops the consumer from receiving more.
+// Up to the waiting room's worth of messages may be held beyond those running, so that a
+// receive can bring a whole batch while the running ones still keep the capacity busy.
 package semaphore
 
 import (
 	"context"
 	"fmt"
-
-	xsem "golang.org/x/sync/semaphore"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/capacity"
 	"github.com/sqsconsumer/sqsconsumer/worker"
@@ -24,12 +24,18 @@ type Option func(*Semaphore)
 // default discards it (the consumer recovers handler panics itself before they reach here).
 func WithPanicHandler(f func(v any)) Option { return func(s *Semaphore) { s.onPanic = f } }
 
+// WithWaitingRoom sets how many messages may be held beyond the capacity, waiting in Submit for
+// their weight (default min(10, capacity)). 0 holds no more messages than the capacity.
+func WithWaitingRoom(n int) Option { return func(s *Semaphore) { s.room, s.roomSet = n, true } }
+
 // Semaphore is a weighted-semaphore strategy. Its units (see worker.Strategy) count messages
-// held, at most capacity of them; a separate weighted semaphore bounds the running ones.
+// held, at most capacity + waiting room; its weights bound the running ones.
 type Semaphore struct {
-	units   *capacity.Units
-	weights *xsem.Weighted
+	units   *capacity.Units // held: capacity + room
+	weights *capacity.Units // running weight: capacity
 	size    int64
+	room    int
+	roomSet bool
 	running capacity.Running
 	onPanic func(any)
 }
@@ -37,19 +43,24 @@ type Semaphore struct {
 var _ worker.Strategy = (*Semaphore)(nil)
 
 // New returns a strategy that runs tasks whose total weight is at most size. It returns an
-// error wrapping worker.ErrInvalidConfig when size < 1. It starts no goroutine.
+// error wrapping worker.ErrInvalidConfig when size < 1 or the waiting room is negative. It
+// starts no goroutine.
 func New(size int, opts ...Option) (*Semaphore, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("%w: semaphore capacity %d, want >= 1", worker.ErrInvalidConfig, size)
 	}
-	s := &Semaphore{
-		units:   capacity.New(size),
-		weights: xsem.NewWeighted(int64(size)),
-		size:    int64(size),
-	}
+	s := &Semaphore{size: int64(size)}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.room < 0 {
+		return nil, fmt.Errorf("%w: semaphore waiting room %d, want >= 0", worker.ErrInvalidConfig, s.room)
+	}
+	if !s.roomSet {
+		s.room = min(10, size)
+	}
+	s.units = capacity.New(size + s.room)
+	s.weights = capacity.New(size)
 	return s, nil
 }
 
@@ -59,9 +70,10 @@ func Factory(opts ...Option) worker.Factory {
 	return func(concurrency int) (worker.Strategy, error) { return New(concurrency, opts...) }
 }
 
-// Reserve implements worker.Strategy. It blocks until a unit is free, ctx ends, or Close.
+// Reserve implements worker.Strategy. It blocks until min(max, waiting room) units are free (at
+// least one), ctx ends, or Close.
 func (s *Semaphore) Reserve(ctx context.Context, max int) (int, error) {
-	return s.units.Reserve(ctx, max)
+	return s.units.Reserve(ctx, min(max, s.room), max)
 }
 
 // Unreserve implements worker.Strategy.
@@ -70,25 +82,23 @@ func (s *Semaphore) Unreserve(n int) { s.units.Release(n) }
 // Free implements worker.Strategy: the units not held.
 func (s *Semaphore) Free() int { return s.units.Free() }
 
-// Submit implements worker.Strategy. It blocks until t's weight is free among running tasks or
-// ctx ends, then starts t on a goroutine of its own.
+// Submit implements worker.Strategy. It blocks until t's weight is free among running tasks,
+// ctx ends or Close is called (then it returns worker.ErrStopped), and starts t on a goroutine
+// of its own.
 func (s *Semaphore) Submit(ctx context.Context, t worker.Task) error {
 	w := max(t.Weight, 1)
 	if w > s.size {
 		return fmt.Errorf("%w: weight %d, capacity %d", worker.ErrTooHeavy, w, s.size)
 	}
-	if s.units.Stopped() {
-		return worker.ErrStopped
-	}
-	if err := s.weights.Acquire(ctx, w); err != nil {
+	if err := s.weights.Acquire(ctx, int(w)); err != nil {
 		return err
 	}
 	s.running.Start()
-	go s.run(t.Run, w)
+	go s.run(t.Run, int(w))
 	return nil
 }
 
-func (s *Semaphore) run(f func(), w int64) {
+func (s *Semaphore) run(f func(), w int) {
 	defer func() {
 		if v := recover(); v != nil && s.onPanic != nil {
 			s.onPanic(v)
@@ -100,9 +110,11 @@ func (s *Semaphore) run(f func(), w int64) {
 	f()
 }
 
-// Close implements worker.Strategy. A semaphore parks no tasks, so it returns nil.
+// Close implements worker.Strategy. A semaphore parks no tasks, so it returns nil; a Submit
+// waiting for weight returns worker.ErrStopped.
 func (s *Semaphore) Close() []worker.Task {
 	s.units.Close()
+	s.weights.Close()
 	return nil
 }
 

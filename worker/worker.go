@@ -43,17 +43,20 @@ type Task struct {
 //
 // All methods are safe for concurrent use.
 type Strategy interface {
-	// Reserve blocks until at least one unit is free, then reserves up to max units and returns
-	// how many it reserved (1..max). It returns ctx's error when ctx ends first, and ErrStopped
-	// after Close. A max below 1 is treated as 1.
+	// Reserve blocks until enough units are free to be worth a receive, then reserves up to max
+	// units and returns how many it reserved (1..max). "Enough" is the strategy's choice, at
+	// least one and never more than max or the total: the strategies here wait for
+	// min(max, waiting room), so that a receive brings a whole batch while the workers are still
+	// busy with the room's previous contents. It returns ctx's error when ctx ends first, and
+	// ErrStopped after Close. A max below 1 is treated as 1.
 	Reserve(ctx context.Context, max int) (int, error)
 	// Unreserve gives back n reserved units that will not be submitted.
 	Unreserve(n int)
 	// Submit hands t to the strategy, using one reserved unit; the unit is freed when t.Run
 	// returns. It may block for backpressure (a weighted task waits for enough running weight to
-	// finish) until ctx ends. On any error the unit is still the caller's: give it back with
-	// Unreserve. It returns ErrTooHeavy for a weight that can never fit and ErrStopped after
-	// Close.
+	// finish) until ctx ends or Close. On any error the unit is still the caller's: give it back
+	// with Unreserve. It returns ErrTooHeavy for a weight that can never fit and ErrStopped
+	// after Close.
 	Submit(ctx context.Context, t Task) error
 	// Free reports how many units could be reserved now without blocking: for a pool, idle or
 	// startable workers plus free waiting room.

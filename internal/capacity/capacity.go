@@ -28,35 +28,55 @@ func New(size int) *Units {
 	return &Units{sem: semaphore.NewWeighted(int64(size)), size: int64(size), stopped: make(chan struct{})}
 }
 
-// Reserve blocks until one unit is free, ctx ends or Close is called, then takes up to max-1
-// more that are free without waiting. It returns how many units it took, ctx's error, or
-// worker.ErrStopped.
-func (u *Units) Reserve(ctx context.Context, max int) (int, error) {
+// Reserve blocks until atLeast units are free (at least 1, at most the size), ctx ends or
+// Close is called, takes them, then takes up to most in all of what else is free without
+// waiting. It returns how many units it took, ctx's error, or worker.ErrStopped.
+func (u *Units) Reserve(ctx context.Context, atLeast, most int) (int, error) {
 	if u.Stopped() {
 		return 0, worker.ErrStopped
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if !u.sem.TryAcquire(1) {
-		ctx, cancel := context.WithCancel(ctx)
-		stop := context.AfterFunc(closedContext{u.stopped}, cancel)
-		err := u.sem.Acquire(ctx, 1)
-		stop()
-		cancel()
-		if err != nil {
-			if u.Stopped() {
-				return 0, worker.ErrStopped
-			}
+	most = max(most, 1)
+	atLeast = min(max(atLeast, 1), most, int(u.size))
+	if !u.sem.TryAcquire(int64(atLeast)) {
+		if err := u.acquire(ctx, int64(atLeast)); err != nil {
 			return 0, err
 		}
 	}
-	n := 1
-	for n < max && u.sem.TryAcquire(1) {
+	n := atLeast
+	for n < most && u.sem.TryAcquire(1) {
 		n++
 	}
 	u.used.Add(int64(n))
 	return n, nil
+}
+
+// Acquire blocks until n units are free or ctx ends or Close is called, and takes them.
+func (u *Units) Acquire(ctx context.Context, n int) error {
+	if u.Stopped() {
+		return worker.ErrStopped
+	}
+	if err := u.acquire(ctx, int64(n)); err != nil {
+		return err
+	}
+	u.used.Add(int64(n))
+	return nil
+}
+
+func (u *Units) acquire(ctx context.Context, n int64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(closedContext{u.stopped}, cancel)
+	defer stop()
+	if err := u.sem.Acquire(ctx, n); err != nil {
+		if u.Stopped() {
+			return worker.ErrStopped
+		}
+		return err
+	}
+	return nil
 }
 
 // Release frees n units.
@@ -70,6 +90,9 @@ func (u *Units) Release(n int) {
 
 // Free reports how many units are not held.
 func (u *Units) Free() int { return int(u.size - u.used.Load()) }
+
+// Size reports how many units there are in all.
+func (u *Units) Size() int { return int(u.size) }
 
 // Close makes every Reserve, waiting or future, return worker.ErrStopped. It reports whether
 // this call was the one that closed.

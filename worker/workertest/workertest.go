@@ -170,16 +170,32 @@ func testCloseAndWait(t *testing.T, s worker.Strategy, concurrency int) {
 	total := s.Free()
 	release := make(chan struct{})
 	started := make(chan struct{}, total)
-	var ran atomic.Int32
+	var ran, stoppedSubmits atomic.Int32
+	var submitters sync.WaitGroup
 	for range total {
-		submit(t, s, func() { started <- struct{}{}; ran.Add(1); <-release })
+		n, err := s.Reserve(context.Background(), 1)
+		if err != nil || n != 1 {
+			t.Fatalf("Reserve(1) = %d, %v", n, err)
+		}
+		submitters.Go(func() { // Submit may block for backpressure
+			err := s.Submit(context.Background(), worker.Task{Run: func() { started <- struct{}{}; ran.Add(1); <-release }})
+			if err != nil {
+				if !errors.Is(err, worker.ErrStopped) {
+					t.Errorf("Submit: %v", err)
+				}
+				stoppedSubmits.Add(1)
+				s.Unreserve(1)
+			}
+		})
 	}
-	for range concurrency { // at least the concurrency's worth start
+	for range concurrency { // the concurrency's worth start
 		<-started
 	}
 	parked := s.Close()
-	if got := len(parked) + concurrency; got != total {
-		t.Fatalf("Close returned %d parked tasks with %d running; submitted %d", len(parked), concurrency, total)
+	submitters.Wait()
+	if got := len(parked) + int(stoppedSubmits.Load()) + concurrency; got != total {
+		t.Fatalf("Close returned %d parked tasks, %d Submits were stopped, %d run; %d were submitted",
+			len(parked), stoppedSubmits.Load(), concurrency, total)
 	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -195,6 +211,9 @@ func testCloseAndWait(t *testing.T, s worker.Strategy, concurrency int) {
 	}
 	if s.Close() != nil {
 		t.Fatal("second Close returned tasks")
+	}
+	if s.Free() != total {
+		t.Fatalf("Free() = %d after everything returned, want %d", s.Free(), total)
 	}
 }
 
