@@ -39,8 +39,13 @@ var strategies = map[string]worker.Factory{
 	"semaphore": semaphore.Factory(),
 }
 
+// batchSender is what sqstest.Server and *sqs.Client share for sending.
+type batchSender interface {
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
 // sendN puts n messages with bodies "0".."n-1" on the queue.
-func sendN(t testing.TB, s *sqstest.Server, url string, n int) {
+func sendN(t testing.TB, s batchSender, url string, n int) {
 	t.Helper()
 	for i := 0; i < n; i += 10 {
 		var entries []types.SendMessageBatchRequestEntry
@@ -53,6 +58,9 @@ func sendN(t testing.TB, s *sqstest.Server, url string, n int) {
 		}
 	}
 }
+
+// advance moves a synctest bubble's fake clock on by d (or waits d outside one).
+func advance(d time.Duration) { <-time.After(d) }
 
 // errorsTo returns an option collecting the consumer's reported errors.
 func errorsTo(t *testing.T) (sqsconsumer.Option, func() []error) {
@@ -156,7 +164,7 @@ func TestHandlesEverythingAndEmptiesTheQueue(t *testing.T) {
 					if _, dup := handled.LoadOrStore(*m.Body, true); dup {
 						t.Errorf("message %s handled twice", *m.Body)
 					}
-					time.Sleep(time.Duration(len(*m.Body)) * time.Millisecond) // fake clock: 1..3 ms of "work"
+					advance(time.Duration(len(*m.Body)) * time.Millisecond) // 1..3 ms of "work"
 					if count.Add(1) == n {
 						close(all)
 					}
@@ -416,8 +424,8 @@ func TestShutdownReleasesWaitingMessagesAndLetsRunningFinish(t *testing.T) {
 			t.Fatalf("holding %d messages, want concurrency 2 + room 3", st.InFlight)
 		}
 		cancel()
-		<-time.After(time.Second) // fake clock: the releases' batch is flushed
-		synctest.Wait()           // pollers stopped, waiting room released, two handlers still running
+		advance(time.Second) // the releases' batch is flushed
+		synctest.Wait()      // pollers stopped, waiting room released, two handlers still running
 		st, _ := s.Stats(url)
 		if st.InFlight != 2 || st.Visible != 8 {
 			t.Fatalf("after cancel: %+v, want 2 in flight (running) and 8 visible", st)
@@ -558,7 +566,7 @@ func TestNeverHoldsMoreThanCapacity(t *testing.T) {
 					pollers = 3
 				}
 				c, _ := sqsconsumer.New(cc, url, func(ctx context.Context, m *sqsconsumer.Message) error {
-					time.Sleep(time.Duration(1+len(*m.Body)%5) * time.Millisecond)
+					advance(time.Duration(1+len(*m.Body)%5) * time.Millisecond)
 					cc.finished()
 					if n.Add(1) == 300 {
 						close(all)
@@ -620,7 +628,7 @@ func TestReceiveErrorsBackOffWithoutSpinning(t *testing.T) {
 		opt, _ := errorsTo(t)
 		c, _ := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error { close(got); return nil }, opt)
 		stop := running(t, c)
-		time.Sleep(time.Minute) // fake clock: a minute of throttling
+		advance(time.Minute) // a minute of throttling
 		calls := s.Calls("ReceiveMessage")
 		if calls > 20 {
 			t.Fatalf("%d receives in a minute of throttling: not backing off", calls)
@@ -636,32 +644,29 @@ func TestReceiveErrorsBackOffWithoutSpinning(t *testing.T) {
 	})
 }
 
-func TestShortPollPausesWhenEmpty(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := sqstest.New()
-		url := s.MustCreateQueue("q", nil)
-		c, _ := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error { return nil }, sqsconsumer.WithWaitTime(0))
-		stop := running(t, c)
-		time.Sleep(10 * time.Second)
-		stop()
-		if calls := s.Calls("ReceiveMessage"); calls > 11 {
-			t.Fatalf("%d short polls of an empty queue in 10s", calls)
-		}
-	})
-}
-
-func TestIdleQueueLongPollsOncePerWait(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		s := sqstest.New()
-		url := s.MustCreateQueue("q", nil)
-		c, _ := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error { return nil })
-		stop := running(t, c)
-		time.Sleep(100 * time.Second)
-		stop()
-		if calls := s.Calls("ReceiveMessage"); calls > 6 {
-			t.Fatalf("%d receives of an idle queue in 100s with a 20s long poll", calls)
-		}
-	})
+func TestIdleQueueIsNotPolledHot(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		wait     time.Duration
+		maxCalls int64
+	}{
+		{"long poll: at most one receive per 20s wait", 20 * time.Second, 6},
+		{"short poll: pauses a second when empty", 0, 101},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := sqstest.New()
+				url := s.MustCreateQueue("q", nil)
+				c, _ := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error { return nil }, sqsconsumer.WithWaitTime(tc.wait))
+				stop := running(t, c)
+				advance(100 * time.Second)
+				stop()
+				if calls := s.Calls("ReceiveMessage"); calls > tc.maxCalls {
+					t.Fatalf("%d receives of an idle queue in 100s, want at most %d", calls, tc.maxCalls)
+				}
+			})
+		})
+	}
 }
 
 func TestTooHeavyMessageIsReportedNotStuck(t *testing.T) {
@@ -681,7 +686,7 @@ func TestTooHeavyMessageIsReportedNotStuck(t *testing.T) {
 			}))
 		stop := running(t, c)
 		for ran.Load() < 4 {
-			time.Sleep(time.Second)
+			advance(time.Second)
 		}
 		stop()
 		found := false
@@ -727,7 +732,7 @@ func TestFIFOGroupsRunInOrderOneAtATime(t *testing.T) {
 						t.Errorf("group %s has %d handlers at once", g, active[g])
 					}
 					mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
+					advance(10 * time.Millisecond)
 					mu.Lock()
 					defer mu.Unlock()
 					active[g]--

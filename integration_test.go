@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -35,20 +34,6 @@ func emuQueue(t *testing.T, client *sqs.Client, attrs map[string]string) string 
 		t.Fatalf("create queue: %v", err)
 	}
 	return *out.QueueUrl
-}
-
-func emuSend(t *testing.T, client *sqs.Client, url string, n int) {
-	t.Helper()
-	for i := 0; i < n; i += 10 {
-		var entries []types.SendMessageBatchRequestEntry
-		for j := i; j < min(i+10, n); j++ {
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j - i)), MessageBody: aws.String(strconv.Itoa(j))})
-		}
-		out, err := client.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
-		if err != nil || len(out.Failed) > 0 {
-			t.Fatalf("send: %v %+v", err, out)
-		}
-	}
 }
 
 // counts returns the queue's visible and in-flight message counts.
@@ -82,7 +67,7 @@ func TestEmulatorHandlesThousandAndEmptiesQueue(t *testing.T) {
 	client := emulatorClient(t)
 	url := emuQueue(t, client, nil)
 	const n = 1000
-	emuSend(t, client, url, n)
+	sendN(t, client, url, n)
 	var seen sync.Map
 	var handled atomic.Int64
 	all := make(chan struct{})
@@ -117,7 +102,7 @@ func TestEmulatorHandlesThousandAndEmptiesQueue(t *testing.T) {
 func TestEmulatorHandlerErrorRedelivers(t *testing.T) {
 	client := emulatorClient(t)
 	url := emuQueue(t, client, nil)
-	emuSend(t, client, url, 1)
+	sendN(t, client, url, 1)
 	got := make(chan int, 5)
 	c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
 		got <- m.ReceiveCount()
@@ -142,7 +127,7 @@ func TestEmulatorHandlerErrorRedelivers(t *testing.T) {
 func TestEmulatorLeaseOutlastsShortVisibility(t *testing.T) {
 	client := emulatorClient(t)
 	url := emuQueue(t, client, nil)
-	emuSend(t, client, url, 3)
+	sendN(t, client, url, 3)
 	var deliveries sync.Map
 	var done atomic.Int64
 	all := make(chan struct{})
@@ -179,14 +164,14 @@ func TestEmulatorPeakConcurrencyReachesButNeverExceedsTheBound(t *testing.T) {
 			client := emulatorClient(t)
 			url := emuQueue(t, client, nil)
 			const n, concurrency = 200, 8
-			emuSend(t, client, url, n)
+			sendN(t, client, url, n)
 			var inFlight, peak, handled atomic.Int64
 			all := make(chan struct{})
 			c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
 				cur := inFlight.Add(1)
 				for p := peak.Load(); cur > p && !peak.CompareAndSwap(p, cur); p = peak.Load() {
 				}
-				<-time.After(30 * time.Millisecond) // work
+				advance(30 * time.Millisecond) // work
 				inFlight.Add(-1)
 				if handled.Add(1) == n {
 					close(all)
@@ -209,12 +194,12 @@ func TestEmulatorCancelMidStreamLosesNothing(t *testing.T) {
 	client := emulatorClient(t)
 	url := emuQueue(t, client, nil)
 	const n = 500
-	emuSend(t, client, url, n)
+	sendN(t, client, url, n)
 	var completed sync.Map
 	var count atomic.Int64
 	enough := make(chan struct{})
 	c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
-		<-time.After(20 * time.Millisecond) // work
+		advance(20 * time.Millisecond) // work
 		completed.Store(*m.MessageId, true)
 		if count.Add(1) == 150 {
 			close(enough)

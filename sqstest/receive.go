@@ -257,111 +257,117 @@ func (s *Server) changeOne(q *queue, h string, secs int32, now time.Time) *entry
 
 // DeleteMessage implements the SQS call.
 func (s *Server) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
-	if err := s.begin(ctx, "DeleteMessage"); err != nil {
+	err := s.locked(ctx, "DeleteMessage", deref(in.QueueUrl), func(q *queue) error {
+		if e := s.deleteOne(q, deref(in.ReceiptHandle)); e != nil {
+			return e.api()
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
-	if q == nil {
-		return nil, missingQueue()
-	}
-	if e := s.deleteOne(q, deref(in.ReceiptHandle)); e != nil {
-		return nil, e.api()
 	}
 	return &sqs.DeleteMessageOutput{}, nil
 }
 
 // DeleteMessageBatch implements the SQS call.
 func (s *Server) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
-	if err := s.begin(ctx, "DeleteMessageBatch"); err != nil {
-		return nil, err
-	}
 	ids := make([]*string, len(in.Entries))
 	for i := range in.Entries {
 		ids[i] = in.Entries[i].Id
 	}
-	if err := checkBatch(ids); err != nil {
+	ok, failed, err := s.batch(ctx, "DeleteMessageBatch", deref(in.QueueUrl), ids, nil, func(q *queue, i int, _ time.Time) *entryError {
+		return s.deleteOne(q, deref(in.Entries[i].ReceiptHandle))
+	})
+	if err != nil {
 		return nil, err
 	}
-	faults := make([]*types.BatchResultErrorEntry, len(in.Entries))
-	for i := range in.Entries {
-		faults[i] = s.entryFault("DeleteMessageBatch")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
-	if q == nil {
-		return nil, missingQueue()
-	}
-	out := &sqs.DeleteMessageBatchOutput{}
-	for i, e := range in.Entries {
-		if f := faults[i]; f != nil {
-			f.Id = e.Id
-			out.Failed = append(out.Failed, *f)
-			continue
-		}
-		if ee := s.deleteOne(q, deref(e.ReceiptHandle)); ee != nil {
-			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: ptr(ee.code), Message: ptr(ee.msg), SenderFault: true})
-			continue
-		}
-		out.Successful = append(out.Successful, types.DeleteMessageBatchResultEntry{Id: e.Id})
+	out := &sqs.DeleteMessageBatchOutput{Failed: failed}
+	for _, id := range ok {
+		out.Successful = append(out.Successful, types.DeleteMessageBatchResultEntry{Id: id})
 	}
 	return out, nil
 }
 
 // ChangeMessageVisibility implements the SQS call.
 func (s *Server) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
-	if err := s.begin(ctx, "ChangeMessageVisibility"); err != nil {
+	err := s.locked(ctx, "ChangeMessageVisibility", deref(in.QueueUrl), func(q *queue) error {
+		if e := s.changeOne(q, deref(in.ReceiptHandle), in.VisibilityTimeout, time.Now()); e != nil {
+			return e.api()
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
-	if q == nil {
-		return nil, missingQueue()
-	}
-	if e := s.changeOne(q, deref(in.ReceiptHandle), in.VisibilityTimeout, time.Now()); e != nil {
-		return nil, e.api()
 	}
 	return &sqs.ChangeMessageVisibilityOutput{}, nil
 }
 
 // ChangeMessageVisibilityBatch implements the SQS call.
 func (s *Server) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
-	if err := s.begin(ctx, "ChangeMessageVisibilityBatch"); err != nil {
-		return nil, err
-	}
 	ids := make([]*string, len(in.Entries))
 	for i := range in.Entries {
 		ids[i] = in.Entries[i].Id
 	}
-	if err := checkBatch(ids); err != nil {
+	ok, failed, err := s.batch(ctx, "ChangeMessageVisibilityBatch", deref(in.QueueUrl), ids, nil, func(q *queue, i int, now time.Time) *entryError {
+		return s.changeOne(q, deref(in.Entries[i].ReceiptHandle), in.Entries[i].VisibilityTimeout, now)
+	})
+	if err != nil {
 		return nil, err
 	}
-	faults := make([]*types.BatchResultErrorEntry, len(in.Entries))
-	for i := range in.Entries {
-		faults[i] = s.entryFault("ChangeMessageVisibilityBatch")
+	out := &sqs.ChangeMessageVisibilityBatchOutput{Failed: failed}
+	for _, id := range ok {
+		out.Successful = append(out.Successful, types.ChangeMessageVisibilityBatchResultEntry{Id: id})
+	}
+	return out, nil
+}
+
+// locked counts the call, applies injected faults, and runs f with the server locked and the
+// queue at url found.
+func (s *Server) locked(ctx context.Context, op, url string, f func(q *queue) error) error {
+	if err := s.begin(ctx, op); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
+	q := s.byURL(url)
 	if q == nil {
-		return nil, missingQueue()
+		return missingQueue()
 	}
-	out := &sqs.ChangeMessageVisibilityBatchOutput{}
-	now := time.Now()
-	for i, e := range in.Entries {
-		if f := faults[i]; f != nil {
-			f.Id = e.Id
-			out.Failed = append(out.Failed, *f)
-			continue
-		}
-		if ee := s.changeOne(q, deref(e.ReceiptHandle), e.VisibilityTimeout, now); ee != nil {
-			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: ptr(ee.code), Message: ptr(ee.msg), SenderFault: true})
-			continue
-		}
-		out.Successful = append(out.Successful, types.ChangeMessageVisibilityBatchResultEntry{Id: e.Id})
+	return f(q)
+}
+
+// batch runs a batch call: SQS's checks of the entry ids and check's of the whole request (may
+// be nil), then, for each entry, an injected entry fault or apply. It returns the ids of the
+// entries that succeeded and the failed ones.
+func (s *Server) batch(ctx context.Context, op, url string, ids []*string, check func(q *queue) error, apply func(q *queue, i int, now time.Time) *entryError) (ok []*string, failed []types.BatchResultErrorEntry, err error) {
+	if err := checkBatch(ids); err != nil {
+		s.begin(ctx, op) // counted like any call SQS answers
+		return nil, nil, err
 	}
-	return out, nil
+	faults := make([]*types.BatchResultErrorEntry, len(ids))
+	for i := range ids {
+		faults[i] = s.entryFault(op)
+	}
+	err = s.locked(ctx, op, url, func(q *queue) error {
+		if check != nil {
+			if err := check(q); err != nil {
+				return err
+			}
+		}
+		now := time.Now()
+		for i, id := range ids {
+			if f := faults[i]; f != nil {
+				f.Id = id
+				failed = append(failed, *f)
+				continue
+			}
+			if e := apply(q, i, now); e != nil {
+				failed = append(failed, types.BatchResultErrorEntry{Id: id, Code: ptr(e.code), Message: ptr(e.msg), SenderFault: true})
+				continue
+			}
+			ok = append(ok, id)
+		}
+		return nil
+	})
+	return ok, failed, err
 }

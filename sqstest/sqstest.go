@@ -122,11 +122,15 @@ func (s *Server) Stats(url string) (st QueueStats, ok bool) {
 	if q == nil {
 		return st, false
 	}
-	now := time.Now()
+	return q.stats(time.Now()), true
+}
+
+func (q *queue) stats(now time.Time) QueueStats {
+	st := QueueStats{Sent: q.sent, Deleted: q.deleted, StaleDeletes: q.staleDeletes, MovedToDLQ: q.movedToDLQ}
 	for e := q.msgs.Front(); e != nil; e = e.Next() {
 		m := e.Value.(*message)
 		switch {
-		case m.visibleAt.After(now) && m.receiveCount > 0 && m.handle != "":
+		case m.visibleAt.After(now) && m.handle != "":
 			st.InFlight++
 		case m.visibleAt.After(now):
 			st.Delayed++
@@ -134,8 +138,7 @@ func (s *Server) Stats(url string) (st QueueStats, ok bool) {
 			st.Visible++
 		}
 	}
-	st.Sent, st.Deleted, st.StaleDeletes, st.MovedToDLQ = q.sent, q.deleted, q.staleDeletes, q.movedToDLQ
-	return st, true
+	return st
 }
 
 // MustCreateQueue creates a queue with the given attributes (as CreateQueue takes them, e.g.
@@ -348,55 +351,45 @@ func (s *Server) GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, _ ..
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.queues[deref(in.QueueName)]
-	if q == nil {
-		return nil, missingQueue()
+	if q := s.queues[deref(in.QueueName)]; q != nil {
+		return &sqs.GetQueueUrlOutput{QueueUrl: ptr(q.url)}, nil
 	}
-	return &sqs.GetQueueUrlOutput{QueueUrl: ptr(q.url)}, nil
+	return nil, missingQueue()
 }
 
 // GetQueueAttributes implements the SQS call; it returns every attribute it knows whatever
 // is asked: QueueArn, the approximate counts, and those the queue was created with.
 func (s *Server) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, _ ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
-	if err := s.begin(ctx, "GetQueueAttributes"); err != nil {
+	out := map[string]string{}
+	err := s.locked(ctx, "GetQueueAttributes", deref(in.QueueUrl), func(q *queue) error {
+		for k, v := range q.attrs {
+			out[k] = v
+		}
+		st := q.stats(time.Now())
+		out["QueueArn"] = q.arn
+		out["VisibilityTimeout"] = strconv.Itoa(int(q.visibility / time.Second))
+		out["MaximumMessageSize"] = strconv.Itoa(q.maxBytes)
+		out["ApproximateNumberOfMessages"] = strconv.Itoa(st.Visible)
+		out["ApproximateNumberOfMessagesNotVisible"] = strconv.Itoa(st.InFlight)
+		out["ApproximateNumberOfMessagesDelayed"] = strconv.Itoa(st.Delayed)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	st, ok := s.Stats(deref(in.QueueUrl))
-	if !ok {
-		return nil, missingQueue()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
-	if q == nil {
-		return nil, missingQueue()
-	}
-	out := map[string]string{}
-	for k, v := range q.attrs {
-		out[k] = v
-	}
-	out["QueueArn"] = q.arn
-	out["VisibilityTimeout"] = strconv.Itoa(int(q.visibility / time.Second))
-	out["MaximumMessageSize"] = strconv.Itoa(q.maxBytes)
-	out["ApproximateNumberOfMessages"] = strconv.Itoa(st.Visible)
-	out["ApproximateNumberOfMessagesNotVisible"] = strconv.Itoa(st.InFlight)
-	out["ApproximateNumberOfMessagesDelayed"] = strconv.Itoa(st.Delayed)
 	return &sqs.GetQueueAttributesOutput{Attributes: out}, nil
 }
 
 // PurgeQueue implements the SQS call: every message, in flight or not, is deleted.
 func (s *Server) PurgeQueue(ctx context.Context, in *sqs.PurgeQueueInput, _ ...func(*sqs.Options)) (*sqs.PurgeQueueOutput, error) {
-	if err := s.begin(ctx, "PurgeQueue"); err != nil {
+	err := s.locked(ctx, "PurgeQueue", deref(in.QueueUrl), func(q *queue) error {
+		q.msgs.Init()
+		q.byID = map[int64]*message{}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
-	if q == nil {
-		return nil, missingQueue()
-	}
-	q.msgs.Init()
-	q.byID = map[int64]*message{}
 	return &sqs.PurgeQueueOutput{}, nil
 }
 
@@ -469,22 +462,20 @@ func (s *Server) send(q *queue, e sendEntry, now time.Time) (id, seq, md5 string
 
 // SendMessage implements the SQS call.
 func (s *Server) SendMessage(ctx context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
-	if err := s.begin(ctx, "SendMessage"); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
-	if q == nil {
-		return nil, missingQueue()
-	}
-	id, seq, sum, err := s.send(q, sendEntry{in.MessageBody, in.DelaySeconds, in.MessageAttributes, in.MessageGroupId, in.MessageDeduplicationId}, time.Now())
+	var out *sqs.SendMessageOutput
+	err := s.locked(ctx, "SendMessage", deref(in.QueueUrl), func(q *queue) error {
+		id, seq, sum, err := s.send(q, sendEntry{in.MessageBody, in.DelaySeconds, in.MessageAttributes, in.MessageGroupId, in.MessageDeduplicationId}, time.Now())
+		if err != nil {
+			return err
+		}
+		out = &sqs.SendMessageOutput{MessageId: ptr(id), MD5OfMessageBody: ptr(sum)}
+		if seq != "" {
+			out.SequenceNumber = ptr(seq)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := &sqs.SendMessageOutput{MessageId: ptr(id), MD5OfMessageBody: ptr(sum)}
-	if seq != "" {
-		out.SequenceNumber = ptr(seq)
 	}
 	return out, nil
 }
@@ -492,48 +483,36 @@ func (s *Server) SendMessage(ctx context.Context, in *sqs.SendMessageInput, _ ..
 // SendMessageBatch implements the SQS call, including its limits: 1..10 entries with distinct
 // ids, and the request size.
 func (s *Server) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	if err := s.begin(ctx, "SendMessageBatch"); err != nil {
-		return nil, err
-	}
 	ids := make([]*string, len(in.Entries))
-	for i := range in.Entries {
-		ids[i] = in.Entries[i].Id
-	}
-	if err := checkBatch(ids); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(deref(in.QueueUrl))
-	if q == nil {
-		return nil, missingQueue()
-	}
 	total := 0
-	for _, e := range in.Entries {
+	for i, e := range in.Entries {
+		ids[i] = e.Id
 		total += len(deref(e.MessageBody))
 	}
-	if total > q.maxBytes {
-		return nil, &types.BatchRequestTooLong{Message: ptr(fmt.Sprintf("batch of %d bytes exceeds %d", total, q.maxBytes))}
-	}
 	out := &sqs.SendMessageBatchOutput{}
-	now := time.Now()
-	for _, e := range in.Entries {
-		if f := s.entryFault("SendMessageBatch"); f != nil {
-			f.Id = e.Id
-			out.Failed = append(out.Failed, *f)
-			continue
+	tooLong := func(q *queue) error {
+		if total > q.maxBytes {
+			return &types.BatchRequestTooLong{Message: ptr(fmt.Sprintf("batch of %d bytes exceeds %d", total, q.maxBytes))}
 		}
+		return nil
+	}
+	_, failed, err := s.batch(ctx, "SendMessageBatch", deref(in.QueueUrl), ids, tooLong, func(q *queue, i int, now time.Time) *entryError {
+		e := in.Entries[i]
 		id, seq, sum, err := s.send(q, sendEntry{e.MessageBody, e.DelaySeconds, e.MessageAttributes, e.MessageGroupId, e.MessageDeduplicationId}, now)
 		if err != nil {
-			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: ptr(errorCode(err)), Message: ptr(err.Error()), SenderFault: true})
-			continue
+			return &entryError{errorCode(err), err.Error()}
 		}
 		r := types.SendMessageBatchResultEntry{Id: e.Id, MessageId: ptr(id), MD5OfMessageBody: ptr(sum)}
 		if seq != "" {
 			r.SequenceNumber = ptr(seq)
 		}
 		out.Successful = append(out.Successful, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	out.Failed = failed
 	return out, nil
 }
 
