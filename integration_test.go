@@ -241,3 +241,22 @@ func TestEmulatorCancelMidStreamLosesNothing(t *testing.T) {
 		t.Fatalf("%d messages left, want %d - %d", left, n, done)
 	}
 }
+
+func TestEmulatorMissingQueueEndsRunWithError(t *testing.T) {
+	client := emulatorClient(t)
+	url := emuQueue(t, client, nil)
+	missing := url + "-does-not-exist"
+	opt, _ := errorsTo(t)
+	c, _ := sqsconsumer.New(client, missing, func(context.Context, *sqsconsumer.Message) error { return nil }, opt, sqsconsumer.WithWaitTime(time.Second))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(context.Background()) }()
+	select {
+	case err := <-errc:
+		var qne *types.QueueDoesNotExist
+		if !errors.As(err, &qne) {
+			t.Fatalf("Run = %v, want QueueDoesNotExist", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not end on a missing queue")
+	}
+}

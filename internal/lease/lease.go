@@ -109,8 +109,8 @@ func (m *Manager) Len() int {
 }
 
 // Interval is how often Run looks for entries to extend: a quarter of the visibility. An entry
-// is extended once less than half its visibility is left, so an extension has at least a
-// quarter of the visibility to land.
+// is extended once at most half its visibility is left, so a failed extension is retried at
+// the next tick, a quarter of the visibility before it lapses.
 func (m *Manager) Interval() time.Duration { return max(m.visibility/4, 50*time.Millisecond) }
 
 // Run extends visibilities until stop is closed. It blocks; run it on its own goroutine.
@@ -140,7 +140,7 @@ func (m *Manager) tick(now time.Time) {
 	var gone []*Entry
 	m.mu.Lock()
 	for e := range m.entries {
-		if e.lost || e.expires.Sub(now) >= m.visibility/2 {
+		if e.lost || e.expires.Sub(now) > m.visibility/2 {
 			continue
 		}
 		if !now.Before(e.expires) { // lapsed before we could extend it
