@@ -18,10 +18,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,13 +53,16 @@ type client interface {
 }
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(ctx context.Context, args []string, out io.Writer) error {
+	flag := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	var (
 		queueURL    = flag.String("queue-url", os.Getenv("SQS_QUEUE_URL"), "queue to consume (default: an in-memory queue); env SQS_QUEUE_URL")
 		endpoint    = flag.String("endpoint", os.Getenv("SQS_ENDPOINT"), "SQS endpoint, e.g. an emulator's http://127.0.0.1:4566; env SQS_ENDPOINT")
@@ -67,10 +72,10 @@ func run() error {
 		strategy    = flag.String("strategy", "pool", "worker strategy: pool or semaphore")
 		failEvery   = flag.Int("fail-every", 25, "make every Nth message fail once, to show retries (0: never)")
 	)
-	flag.Parse()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if err := flag.Parse(args); err != nil {
+		return err
+	}
+	out = &syncWriter{w: out} // handlers print progress concurrently
 
 	var c client
 	waitTime := 20 * time.Second
@@ -82,7 +87,7 @@ func run() error {
 		// An in-memory queue answers at once; a short long poll lets the example exit promptly
 		// (shutdown waits for a receive in flight rather than abandon it).
 		waitTime = time.Second
-		fmt.Printf("in-memory queue %s (no AWS account needed)\n", *queueURL)
+		fmt.Fprintf(out, "in-memory queue %s (no AWS account needed)\n", *queueURL)
 	} else {
 		cfg, err := config.LoadDefaultConfig(ctx)
 		if err != nil {
@@ -93,13 +98,13 @@ func run() error {
 				o.BaseEndpoint = aws.String(*endpoint)
 			}
 		})
-		fmt.Printf("queue %s\n", *queueURL)
+		fmt.Fprintf(out, "queue %s\n", *queueURL)
 	}
 	if *send {
 		if err := sendOrders(ctx, c, *queueURL, *n); err != nil {
 			return err
 		}
-		fmt.Printf("sent %d messages\n", *n)
+		fmt.Fprintf(out, "sent %d messages\n", *n)
 	}
 
 	factory := pool.Factory()
@@ -127,7 +132,7 @@ func run() error {
 		units.Add(int64(o.Units))
 		h := handled.Add(1)
 		if h%int64(max(*n/10, 1)) == 0 {
-			fmt.Printf("  handled %d/%d\n", h, *n)
+			fmt.Fprintf(out, "  handled %d/%d\n", h, *n)
 		}
 		if h == int64(*n) {
 			close(done)
@@ -158,9 +163,9 @@ func run() error {
 	}
 	r := consumer.Report()
 	elapsed := time.Since(start)
-	fmt.Printf("done in %v: received %d, succeeded %d, failed (retried) %d, released %d, acked %d, units %d\n",
+	fmt.Fprintf(out, "done in %v: received %d, succeeded %d, failed (retried) %d, released %d, acked %d, units %d\n",
 		elapsed.Round(time.Millisecond), r.Received, r.Succeeded, r.Failed, r.Released, r.Acked, units.Load())
-	fmt.Printf("API calls: %d receives (%d empty), %.1f messages per receive\n",
+	fmt.Fprintf(out, "API calls: %d receives (%d empty), %.1f messages per receive\n",
 		r.Receives, r.EmptyReceives, float64(r.Received)/float64(max(r.Receives, 1)))
 	return nil
 }
@@ -182,4 +187,16 @@ func sendOrders(ctx context.Context, c client, url string, n int) error {
 		}
 	}
 	return nil
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
