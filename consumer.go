@@ -53,6 +53,11 @@ type Consumer struct {
 	handlerBase context.Context // parent of every handler ctx; cancelled at the shutdown timeout
 	harvester   *harvester
 
+	// successors carries FIFO messages whose turn has come to the goroutine that submits them,
+	// so that a finishing handler never blocks in Submit while it still holds its own capacity.
+	// Every message in it holds a reserved unit, so it never holds more than the units.
+	successors chan *Message
+
 	mu        sync.Mutex
 	groups    map[string]*group // FIFO groups with a message running
 	ackErrors []error           // the first maxReportedErrors, for the report
@@ -100,6 +105,7 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 	}
 	if c.fifo {
 		c.s.ackInterval = 0
+		c.successors = make(chan *Message, strategy.Free())
 	}
 	if s.maxLease > 0 {
 		c.lease = lease.New(lease.Config{
@@ -157,6 +163,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.runCtx = pollCtx
 	c.harvester = newHarvester(c.client, c.queueURL, c.s.ackBatch, c.s.ackInterval, c.reportError, &c.stats)
 	go c.harvester.run()
+	successorsDone := make(chan struct{})
+	if c.fifo {
+		go func() {
+			defer close(successorsDone)
+			for m := range c.successors {
+				c.submit(m)
+			}
+		}()
+	} else {
+		close(successorsDone)
+	}
 	stopLease, leaseDone := make(chan struct{}), make(chan struct{})
 	if c.lease != nil {
 		go func() { defer close(leaseDone); c.lease.Run(stopLease) }()
@@ -198,6 +215,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	cancel()
 	<-pollersDone
+	if c.fifo {
+		close(c.successors) // what is left fails to submit, the strategy being closed, and is released
+		<-successorsDone
+	}
 	c.releaseGroups() // FIFO messages that never got their turn
 	close(stopLease)
 	<-leaseDone
@@ -317,7 +338,7 @@ func (c *Consumer) groupDone(m *Message, ok bool) {
 		c.settle(w, nil, true)
 	}
 	if next != nil {
-		c.submit(next)
+		c.successors <- next // never blocks: see Consumer.successors
 	}
 }
 

@@ -703,8 +703,17 @@ func TestTooHeavyMessageIsReportedNotStuck(t *testing.T) {
 }
 
 func TestFIFOGroupsRunInOrderOneAtATime(t *testing.T) {
-	for name, strategy := range strategies {
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		strategy    worker.Factory
+		concurrency int
+	}{
+		{"pool", pool.Factory(), 8},
+		{"semaphore", semaphore.Factory(), 8},
+		{"pool/c=1", pool.Factory(), 1},
+		{"semaphore/c=1", semaphore.Factory(), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := sqstest.New()
 				url := s.MustCreateQueue("q.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
@@ -747,7 +756,7 @@ func TestFIFOGroupsRunInOrderOneAtATime(t *testing.T) {
 						close(done)
 					}
 					return nil
-				}, sqsconsumer.WithConcurrency(8), sqsconsumer.WithStrategy(strategy),
+				}, sqsconsumer.WithConcurrency(tc.concurrency), sqsconsumer.WithStrategy(tc.strategy),
 					sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }))
 				stop := running(t, c)
 				<-done
@@ -759,8 +768,45 @@ func TestFIFOGroupsRunInOrderOneAtATime(t *testing.T) {
 						}
 					}
 				}
-				if peak < 2 {
-					t.Fatalf("groups never ran in parallel (peak %d)", peak)
+				if peak != min(tc.concurrency, len(groups)) {
+					t.Fatalf("peak %d groups in parallel, want %d", peak, min(tc.concurrency, len(groups)))
+				}
+			})
+		})
+	}
+}
+
+// A finishing FIFO handler hands its group's next message on without blocking in Submit while
+// it still holds the capacity (with the semaphore at concurrency 1 that would deadlock).
+func TestFIFOSuccessorsDoNotDeadlockAFullStrategy(t *testing.T) {
+	for name, strategy := range strategies {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := sqstest.New()
+				url := s.MustCreateQueue("q.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+				const n = 40
+				for i := 0; i < n; i++ {
+					s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprintf("%03d", i)), MessageGroupId: aws.String("only")})
+				}
+				var order []string
+				done := make(chan struct{})
+				c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+					order = append(order, *m.Body) // one group: never concurrent
+					if len(order) == n {
+						close(done)
+					}
+					return nil
+				}, sqsconsumer.WithConcurrency(1), sqsconsumer.WithStrategy(strategy))
+				stop := running(t, c)
+				<-done
+				stop()
+				for i, body := range order {
+					if body != fmt.Sprintf("%03d", i) {
+						t.Fatalf("position %d: %s", i, body)
+					}
+				}
+				if r := checkReportAddsUp(t, c); r.Received > n+5 {
+					t.Fatalf("report %+v", r.Stats)
 				}
 			})
 		})
