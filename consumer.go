@@ -248,13 +248,29 @@ func (c *Consumer) handle(m *Message) {
 }
 
 func (c *Consumer) call(m *Message) (err error) {
+	ctx := m.ctx
+	if c.s.handlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(m.ctx, c.s.handlerTimeout, ErrHandlerTimeout)
+		defer func() {
+			if context.Cause(ctx) == ErrHandlerTimeout {
+				c.stats.timedOut.Add(1)
+				if err == nil {
+					err = ErrHandlerTimeout
+				} else if !errors.Is(err, ErrHandlerTimeout) {
+					err = fmt.Errorf("%w: %w", ErrHandlerTimeout, err)
+				}
+			}
+			cancel()
+		}()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			c.stats.panics.Add(1)
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return c.handler(m.ctx, m)
+	return c.handler(ctx, m)
 }
 
 // settle ends m's time in the consumer: the lease lets it go, and it is deleted, made visible

@@ -136,6 +136,7 @@ func TestNewValidates(t *testing.T) {
 		{"WithStrategy", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithStrategy(pool.Factory(pool.WithMinWorkers(99)))}},
 		{"WithWeight", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithWeight(nil)}},
 		{"WithErrorHandler", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithErrorHandler(nil)}},
+		{"WithHandlerTimeout", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithHandlerTimeout(-time.Second)}},
 		{"option", s, "u", h, []sqsconsumer.Option{nil}},
 	}
 	for _, tc := range cases {

@@ -18,8 +18,8 @@ import (
 // treated as an error (a *PanicError).
 //
 // ctx ends when the handler must stop: when the consumer can no longer keep the message
-// (context.Cause is ErrLeaseLost or ErrLeaseExpired), or when the shutdown timeout passes
-// (ErrShutdownTimeout). Run's own ctx is not ctx's parent, so cancelling Run lets running
+// (context.Cause is ErrLeaseLost or ErrLeaseExpired), when the handler timeout passes
+// (ErrHandlerTimeout), or when the shutdown timeout passes (ErrShutdownTimeout). Run's own ctx is not ctx's parent, so cancelling Run lets running
 // handlers finish.
 type Handler func(ctx context.Context, m *Message) error
 
@@ -72,6 +72,9 @@ var (
 	// timeout passed. A handler that still returns nil gets its message deleted; otherwise the
 	// message is released at once.
 	ErrShutdownTimeout = errors.New("sqsconsumer: shutdown timeout")
+	// ErrHandlerTimeout: the handler ran longer than WithHandlerTimeout allows. The message is
+	// treated as failed.
+	ErrHandlerTimeout = errors.New("sqsconsumer: handler timeout")
 )
 
 // RetryError is a handler outcome with a say over when the message is retried. Build it with

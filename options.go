@@ -59,6 +59,7 @@ type settings struct {
 	shutdownTimeout time.Duration
 	weight          func(*Message) int64
 	onError         func(error)
+	handlerTimeout  time.Duration
 }
 
 func defaults() settings {
@@ -255,6 +256,19 @@ func WithErrorHandler(f func(error)) Option {
 			return invalid("WithErrorHandler", "nil function")
 		}
 		s.onError = f
+		return nil
+	}
+}
+
+// WithHandlerTimeout bounds each handler call: its ctx ends at the deadline with cause
+// ErrHandlerTimeout, and the message is treated as failed (retried by the backoff policy) even
+// if the handler then returns nil. 0, the default, sets no bound. d must be >= 0.
+func WithHandlerTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return invalid("WithHandlerTimeout", "%v, want >= 0", d)
+		}
+		s.handlerTimeout = d
 		return nil
 	}
 }

@@ -14,6 +14,7 @@ type Stats struct {
 	Succeeded int64 // handler returned nil (the message was queued for deletion)
 	Failed    int64 // handler returned an error or panicked, or the message could not be run
 	Panics    int64 // of Failed, how many panicked
+	TimedOut  int64 // of Failed, how many ran past WithHandlerTimeout
 	Released  int64 // made visible again unhandled, at shutdown
 	Cancelled int64 // handler cut short by the shutdown timeout and released
 	LeaseLost int64 // handler finished after its lease was lost or expired: left to SQS
@@ -27,15 +28,15 @@ type Stats struct {
 }
 
 type counters struct {
-	receives, emptyReceives, receiveErrors, received            atomic.Int64
-	succeeded, failed, panics, released, cancelled, leaseLost   atomic.Int64
-	acked, ackFailed, visibilityFailed, leaseExtended, inFlight atomic.Int64
+	receives, emptyReceives, receiveErrors, received                    atomic.Int64
+	succeeded, failed, panics, timedOut, released, cancelled, leaseLost atomic.Int64
+	acked, ackFailed, visibilityFailed, leaseExtended, inFlight         atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(),
-		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(),
+		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), TimedOut: c.timedOut.Load(),
 		Released: c.released.Load(), Cancelled: c.cancelled.Load(), LeaseLost: c.leaseLost.Load(),
 		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), VisibilityFailed: c.visibilityFailed.Load(),
 		LeaseExtended: c.leaseExtended.Load(), InFlight: c.inFlight.Load(),
