@@ -378,7 +378,7 @@ func TestLeaseLostWhenSQSRefusesExtension(t *testing.T) {
 		s := sqstest.New()
 		url := s.MustCreateQueue("q", nil)
 		sendN(t, s, url, 1)
-		s.SetFaults(sqstest.Faults{Entry: func(op string) *types.BatchResultErrorEntry {
+		s.SetFaults(sqstest.Faults{Entry: func(op, _ string) *types.BatchResultErrorEntry {
 			if op == "ChangeMessageVisibilityBatch" {
 				return sqstest.EntryError("ReceiptHandleIsInvalid", true)
 			}
@@ -619,7 +619,7 @@ func TestReceiveErrorsBackOffWithoutSpinning(t *testing.T) {
 		sendN(t, s, url, 1)
 		var failing atomic.Bool
 		failing.Store(true)
-		s.SetFaults(sqstest.Faults{Call: func(op string) error {
+		s.SetFaults(sqstest.Faults{Call: func(op string, _ any) error {
 			if op == "ReceiveMessage" && failing.Load() {
 				return sqstest.Throttled()
 			}

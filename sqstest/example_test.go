@@ -35,13 +35,13 @@ func ExampleServer_SetFaults() {
 	s := sqstest.New()
 	url := s.MustCreateQueue("jobs", nil)
 	s.SetFaults(sqstest.Faults{
-		Call: func(op string) error {
+		Call: func(op string, _ any) error {
 			if op == "ReceiveMessage" {
 				return sqstest.Throttled()
 			}
 			return nil
 		},
-		Entry: func(op string) *types.BatchResultErrorEntry { return sqstest.EntryError("InternalError", false) },
+		Entry: func(op, _ string) *types.BatchResultErrorEntry { return sqstest.EntryError("InternalError", false) },
 	})
 	_, err := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url})
 	fmt.Println(err)

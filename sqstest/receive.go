@@ -22,7 +22,7 @@ func md5Hex(s string) string {
 // ReceiveMessageWaitTimeSeconds) for a message; a ctx that ends while it waits returns ctx's
 // error and takes nothing. Every system attribute is returned, and every message attribute.
 func (s *Server) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
-	if err := s.begin(ctx, "ReceiveMessage"); err != nil {
+	if err := s.begin(ctx, "ReceiveMessage", in); err != nil {
 		return nil, err
 	}
 	max := int(in.MaxNumberOfMessages)
@@ -257,7 +257,7 @@ func (s *Server) changeOne(q *queue, h string, secs int32, now time.Time) *entry
 
 // DeleteMessage implements the SQS call.
 func (s *Server) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
-	err := s.locked(ctx, "DeleteMessage", deref(in.QueueUrl), func(q *queue) error {
+	err := s.locked(ctx, "DeleteMessage", in, deref(in.QueueUrl), func(q *queue) error {
 		if e := s.deleteOne(q, deref(in.ReceiptHandle)); e != nil {
 			return e.api()
 		}
@@ -272,10 +272,11 @@ func (s *Server) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, 
 // DeleteMessageBatch implements the SQS call.
 func (s *Server) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
 	ids := make([]*string, len(in.Entries))
-	for i := range in.Entries {
-		ids[i] = in.Entries[i].Id
+	handles := make([]string, len(in.Entries))
+	for i, e := range in.Entries {
+		ids[i], handles[i] = e.Id, deref(e.ReceiptHandle)
 	}
-	ok, failed, err := s.batch(ctx, "DeleteMessageBatch", deref(in.QueueUrl), ids, nil, func(q *queue, i int, _ time.Time) *entryError {
+	ok, failed, err := s.batch(ctx, "DeleteMessageBatch", in, deref(in.QueueUrl), ids, handles, nil, func(q *queue, i int, _ time.Time) *entryError {
 		return s.deleteOne(q, deref(in.Entries[i].ReceiptHandle))
 	})
 	if err != nil {
@@ -290,7 +291,7 @@ func (s *Server) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBa
 
 // ChangeMessageVisibility implements the SQS call.
 func (s *Server) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
-	err := s.locked(ctx, "ChangeMessageVisibility", deref(in.QueueUrl), func(q *queue) error {
+	err := s.locked(ctx, "ChangeMessageVisibility", in, deref(in.QueueUrl), func(q *queue) error {
 		if e := s.changeOne(q, deref(in.ReceiptHandle), in.VisibilityTimeout, time.Now()); e != nil {
 			return e.api()
 		}
@@ -305,10 +306,11 @@ func (s *Server) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMess
 // ChangeMessageVisibilityBatch implements the SQS call.
 func (s *Server) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
 	ids := make([]*string, len(in.Entries))
-	for i := range in.Entries {
-		ids[i] = in.Entries[i].Id
+	handles := make([]string, len(in.Entries))
+	for i, e := range in.Entries {
+		ids[i], handles[i] = e.Id, deref(e.ReceiptHandle)
 	}
-	ok, failed, err := s.batch(ctx, "ChangeMessageVisibilityBatch", deref(in.QueueUrl), ids, nil, func(q *queue, i int, now time.Time) *entryError {
+	ok, failed, err := s.batch(ctx, "ChangeMessageVisibilityBatch", in, deref(in.QueueUrl), ids, handles, nil, func(q *queue, i int, now time.Time) *entryError {
 		return s.changeOne(q, deref(in.Entries[i].ReceiptHandle), in.Entries[i].VisibilityTimeout, now)
 	})
 	if err != nil {
@@ -323,8 +325,8 @@ func (s *Server) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.Chang
 
 // locked counts the call, applies injected faults, and runs f with the server locked and the
 // queue at url found.
-func (s *Server) locked(ctx context.Context, op, url string, f func(q *queue) error) error {
-	if err := s.begin(ctx, op); err != nil {
+func (s *Server) locked(ctx context.Context, op string, in any, url string, f func(q *queue) error) error {
+	if err := s.begin(ctx, op, in); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -339,16 +341,20 @@ func (s *Server) locked(ctx context.Context, op, url string, f func(q *queue) er
 // batch runs a batch call: SQS's checks of the entry ids and check's of the whole request (may
 // be nil), then, for each entry, an injected entry fault or apply. It returns the ids of the
 // entries that succeeded and the failed ones.
-func (s *Server) batch(ctx context.Context, op, url string, ids []*string, check func(q *queue) error, apply func(q *queue, i int, now time.Time) *entryError) (ok []*string, failed []types.BatchResultErrorEntry, err error) {
+func (s *Server) batch(ctx context.Context, op string, in any, url string, ids []*string, handles []string, check func(q *queue) error, apply func(q *queue, i int, now time.Time) *entryError) (ok []*string, failed []types.BatchResultErrorEntry, err error) {
 	if err := checkBatch(ids); err != nil {
-		s.begin(ctx, op) // counted like any call SQS answers
+		s.begin(ctx, op, in) // counted like any call SQS answers
 		return nil, nil, err
 	}
 	faults := make([]*types.BatchResultErrorEntry, len(ids))
 	for i := range ids {
-		faults[i] = s.entryFault(op)
+		handle := ""
+		if handles != nil {
+			handle = handles[i]
+		}
+		faults[i] = s.entryFault(op, handle)
 	}
-	err = s.locked(ctx, op, url, func(q *queue) error {
+	err = s.locked(ctx, op, in, url, func(q *queue) error {
 		if check != nil {
 			if err := check(q); err != nil {
 				return err

@@ -50,16 +50,18 @@ func WithStrict() Option { return func(s *Server) { s.strict = true } }
 // Faults injects failures. Each hook may be nil, is called without the server's lock held, and
 // must be safe for concurrent use.
 type Faults struct {
-	// Call is consulted before each call with the operation name (e.g. "ReceiveMessage"); a
-	// non-nil error is returned instead of performing the call.
-	Call func(op string) error
+	// Call is consulted before each call with the operation name (e.g. "ReceiveMessage") and
+	// the call's input (e.g. *sqs.ReceiveMessageInput); a non-nil error is returned instead of
+	// performing the call.
+	Call func(op string, in any) error
 	// Entry is consulted for each entry of a DeleteMessageBatch, ChangeMessageVisibilityBatch
-	// or SendMessageBatch before it is applied; a non-nil result fails that entry (its Id is
-	// filled in) and leaves the message as it was.
-	Entry func(op string) *types.BatchResultErrorEntry
+	// or SendMessageBatch before it is applied, with the entry's receipt handle ("" for a
+	// send); a non-nil result fails that entry (its Id is filled in) and leaves the message as
+	// it was.
+	Entry func(op, receiptHandle string) *types.BatchResultErrorEntry
 	// Latency returns a delay to wait before the call is performed; the wait ends early with
 	// ctx's error when ctx ends.
-	Latency func(op string) time.Duration
+	Latency func(op string, in any) time.Duration
 }
 
 // Server is an in-memory SQS. Its methods are safe for concurrent use. The zero value is not
@@ -211,7 +213,7 @@ func (s *Server) byArn(arn string) *queue {
 }
 
 // begin counts the call and applies injected latency and errors.
-func (s *Server) begin(ctx context.Context, op string) error {
+func (s *Server) begin(ctx context.Context, op string, in any) error {
 	v, ok := s.calls.Load(op)
 	if !ok {
 		v, _ = s.calls.LoadOrStore(op, new(atomic.Int64))
@@ -222,7 +224,7 @@ func (s *Server) begin(ctx context.Context, op string) error {
 		return ctx.Err()
 	}
 	if f.Latency != nil {
-		if d := f.Latency(op); d > 0 {
+		if d := f.Latency(op, in); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -233,19 +235,19 @@ func (s *Server) begin(ctx context.Context, op string) error {
 		}
 	}
 	if f.Call != nil {
-		if err := f.Call(op); err != nil {
+		if err := f.Call(op, in); err != nil {
 			return err
 		}
 	}
 	return ctx.Err()
 }
 
-func (s *Server) entryFault(op string) *types.BatchResultErrorEntry {
+func (s *Server) entryFault(op, handle string) *types.BatchResultErrorEntry {
 	f := s.faults.Load()
 	if f == nil || f.Entry == nil {
 		return nil
 	}
-	return f.Entry(op)
+	return f.Entry(op, handle)
 }
 
 func missingQueue() error {
@@ -263,7 +265,7 @@ func ptr[T any](v T) *T { return &v }
 // ContentBasedDeduplication; others are stored and returned as given. Creating an existing
 // queue with the same attributes returns its URL.
 func (s *Server) CreateQueue(ctx context.Context, in *sqs.CreateQueueInput, _ ...func(*sqs.Options)) (*sqs.CreateQueueOutput, error) {
-	if err := s.begin(ctx, "CreateQueue"); err != nil {
+	if err := s.begin(ctx, "CreateQueue", in); err != nil {
 		return nil, err
 	}
 	name := deref(in.QueueName)
@@ -346,7 +348,7 @@ func deref(p *string) string {
 
 // GetQueueUrl implements the SQS call.
 func (s *Server) GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, _ ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error) {
-	if err := s.begin(ctx, "GetQueueUrl"); err != nil {
+	if err := s.begin(ctx, "GetQueueUrl", in); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -361,7 +363,7 @@ func (s *Server) GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, _ ..
 // is asked: QueueArn, the approximate counts, and those the queue was created with.
 func (s *Server) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, _ ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
 	out := map[string]string{}
-	err := s.locked(ctx, "GetQueueAttributes", deref(in.QueueUrl), func(q *queue) error {
+	err := s.locked(ctx, "GetQueueAttributes", in, deref(in.QueueUrl), func(q *queue) error {
 		for k, v := range q.attrs {
 			out[k] = v
 		}
@@ -382,7 +384,7 @@ func (s *Server) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttribu
 
 // PurgeQueue implements the SQS call: every message, in flight or not, is deleted.
 func (s *Server) PurgeQueue(ctx context.Context, in *sqs.PurgeQueueInput, _ ...func(*sqs.Options)) (*sqs.PurgeQueueOutput, error) {
-	err := s.locked(ctx, "PurgeQueue", deref(in.QueueUrl), func(q *queue) error {
+	err := s.locked(ctx, "PurgeQueue", in, deref(in.QueueUrl), func(q *queue) error {
 		q.msgs.Init()
 		q.byID = map[int64]*message{}
 		return nil
@@ -463,7 +465,7 @@ func (s *Server) send(q *queue, e sendEntry, now time.Time) (id, seq, md5 string
 // SendMessage implements the SQS call.
 func (s *Server) SendMessage(ctx context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
 	var out *sqs.SendMessageOutput
-	err := s.locked(ctx, "SendMessage", deref(in.QueueUrl), func(q *queue) error {
+	err := s.locked(ctx, "SendMessage", in, deref(in.QueueUrl), func(q *queue) error {
 		id, seq, sum, err := s.send(q, sendEntry{in.MessageBody, in.DelaySeconds, in.MessageAttributes, in.MessageGroupId, in.MessageDeduplicationId}, time.Now())
 		if err != nil {
 			return err
@@ -496,7 +498,7 @@ func (s *Server) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchI
 		}
 		return nil
 	}
-	_, failed, err := s.batch(ctx, "SendMessageBatch", deref(in.QueueUrl), ids, tooLong, func(q *queue, i int, now time.Time) *entryError {
+	_, failed, err := s.batch(ctx, "SendMessageBatch", in, deref(in.QueueUrl), ids, nil, tooLong, func(q *queue, i int, now time.Time) *entryError {
 		e := in.Entries[i]
 		id, seq, sum, err := s.send(q, sendEntry{e.MessageBody, e.DelaySeconds, e.MessageAttributes, e.MessageGroupId, e.MessageDeduplicationId}, now)
 		if err != nil {

@@ -255,7 +255,7 @@ func TestBatchLimitsAndFaults(t *testing.T) {
 
 	send(t, s, url, "a")
 	send(t, s, url, "b")
-	s.SetFaults(sqstest.Faults{Call: func(op string) error {
+	s.SetFaults(sqstest.Faults{Call: func(op string, _ any) error {
 		if op == "ReceiveMessage" {
 			return sqstest.Throttled()
 		}
@@ -268,7 +268,7 @@ func TestBatchLimitsAndFaults(t *testing.T) {
 	s.SetFaults(sqstest.Faults{})
 	got := receive(t, s, url, 10, 0)
 	n := 0
-	s.SetFaults(sqstest.Faults{Entry: func(op string) *types.BatchResultErrorEntry {
+	s.SetFaults(sqstest.Faults{Entry: func(op, _ string) *types.BatchResultErrorEntry {
 		n++
 		if n == 1 {
 			return sqstest.EntryError("InternalError", false)

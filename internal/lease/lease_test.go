@@ -135,7 +135,7 @@ func TestRefusedExtensionIsLost(t *testing.T) {
 		f := newFixture(t, 2, 4*time.Second, time.Hour)
 		refuse := true
 		var mu sync.Mutex
-		f.s.SetFaults(sqstest.Faults{Entry: func(op string) *types.BatchResultErrorEntry {
+		f.s.SetFaults(sqstest.Faults{Entry: func(op, _ string) *types.BatchResultErrorEntry {
 			mu.Lock()
 			defer mu.Unlock()
 			if refuse { // the first entry of the first call only
@@ -166,7 +166,7 @@ func TestRetryableEntryFailureIsRetriedNextTick(t *testing.T) {
 		f := newFixture(t, 1, 4*time.Second, time.Hour)
 		defer f.close()
 		failures := 0
-		f.s.SetFaults(sqstest.Faults{Entry: func(op string) *types.BatchResultErrorEntry {
+		f.s.SetFaults(sqstest.Faults{Entry: func(op, _ string) *types.BatchResultErrorEntry {
 			if failures < 1 {
 				failures++
 				return sqstest.EntryError("InternalError", false)
@@ -185,7 +185,7 @@ func TestFailingCallsLoseTheLeaseOnceItLapses(t *testing.T) {
 		start := time.Now()
 		f := newFixture(t, 1, 4*time.Second, time.Hour)
 		defer f.close()
-		f.s.SetFaults(sqstest.Faults{Call: func(op string) error { return sqstest.Throttled() }})
+		f.s.SetFaults(sqstest.Faults{Call: func(op string, _ any) error { return sqstest.Throttled() }})
 		<-time.After(10 * time.Second)
 		if !errors.Is(f.lost[0], lease.ErrLost) || f.lostAt[0].Sub(start) < 4*time.Second {
 			t.Fatalf("lost %v at %v; want ErrLost once the 4s visibility lapsed", f.lost, f.lostAt[0].Sub(start))
