@@ -61,20 +61,56 @@ func main() {
 	}
 }
 
+// settings is what the command line and environment say.
+type settings struct {
+	queueURL, endpoint, strategy string
+	n, concurrency, failEvery    int
+	send                         bool
+}
+
+// parseConfig reads the flags in args, with defaults from getenv, and checks them; flag errors
+// and -h print the usage to usage.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*settings, error) {
+	var c settings
+	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.queueURL, "queue-url", getenv("SQS_QUEUE_URL"), "queue to consume (default: an in-memory queue); env SQS_QUEUE_URL")
+	fs.StringVar(&c.endpoint, "endpoint", getenv("SQS_ENDPOINT"), "SQS endpoint, e.g. an emulator's http://127.0.0.1:4566; env SQS_ENDPOINT")
+	fs.IntVar(&c.n, "n", 300, "messages to send (in-memory, or with -send) and to wait for")
+	fs.BoolVar(&c.send, "send", false, "with -queue-url: send -n messages before consuming")
+	fs.IntVar(&c.concurrency, "concurrency", 16, "handlers running at once")
+	fs.StringVar(&c.strategy, "strategy", "pool", "worker strategy: pool or semaphore")
+	fs.IntVar(&c.failEvery, "fail-every", 25, "make every Nth message fail once, to show retries (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case c.n < 1:
+		return nil, fmt.Errorf("-n %d: want at least 1", c.n)
+	case c.failEvery < 0:
+		return nil, fmt.Errorf("-fail-every %d: want 0 or more", c.failEvery)
+	case c.strategy != "pool" && c.strategy != "semaphore":
+		return nil, fmt.Errorf("unknown -strategy %q: want pool or semaphore", c.strategy)
+	}
+	return &c, nil // -concurrency is checked by sqsconsumer.New
+}
+
 func run(ctx context.Context, args []string, out io.Writer) error {
-	flag := flag.NewFlagSet("quickstart", flag.ContinueOnError)
-	var (
-		queueURL    = flag.String("queue-url", os.Getenv("SQS_QUEUE_URL"), "queue to consume (default: an in-memory queue); env SQS_QUEUE_URL")
-		endpoint    = flag.String("endpoint", os.Getenv("SQS_ENDPOINT"), "SQS endpoint, e.g. an emulator's http://127.0.0.1:4566; env SQS_ENDPOINT")
-		n           = flag.Int("n", 300, "messages to send (in-memory, or with -send) and to wait for")
-		send        = flag.Bool("send", false, "with -queue-url: send -n messages before consuming")
-		concurrency = flag.Int("concurrency", 16, "handlers running at once")
-		strategy    = flag.String("strategy", "pool", "worker strategy: pool or semaphore")
-		failEvery   = flag.Int("fail-every", 25, "make every Nth message fail once, to show retries (0: never)")
-	)
-	if err := flag.Parse(args); err != nil {
+	cfg, err := parseConfig(args, os.Getenv, os.Stderr)
+	if err != nil {
 		return err
 	}
+	var (
+		queueURL    = &cfg.queueURL
+		endpoint    = &cfg.endpoint
+		n           = &cfg.n
+		send        = &cfg.send
+		concurrency = &cfg.concurrency
+		strategy    = &cfg.strategy
+		failEvery   = &cfg.failEvery
+	)
 	out = &syncWriter{w: out} // handlers print progress concurrently
 
 	var c client
@@ -110,8 +146,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	factory := pool.Factory()
 	if *strategy == "semaphore" {
 		factory = semaphore.Factory()
-	} else if *strategy != "pool" {
-		return fmt.Errorf("unknown -strategy %q", *strategy)
 	}
 
 	var handled, units atomic.Int64
