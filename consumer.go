@@ -103,6 +103,7 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 		fifo:   strings.HasSuffix(queueURL, ".fifo"),
 		groups: make(map[string]*group),
 	}
+	c.stats.concurrency = s.concurrency
 	if c.fifo {
 		c.s.ackInterval = 0
 		c.successors = make(chan *Message, strategy.Free())
@@ -112,6 +113,7 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 			Client: client, QueueURL: queueURL, Visibility: s.visibility, MaxTotal: s.maxLease,
 			OnError:  s.onError,
 			Extended: func(n int) { c.stats.leaseExtended.Add(int64(n)) },
+			Called:   func() { c.stats.requests.Add(1) },
 		})
 	}
 	return c, nil
@@ -244,7 +246,10 @@ func (c *Consumer) reportError(err error) {
 
 // handle runs the handler on m and settles the outcome. It is the task a strategy runs.
 func (c *Consumer) handle(m *Message) {
-	c.settle(m, c.call(m), false)
+	start := time.Now()
+	err := c.call(m)
+	c.stats.handled(start, time.Now())
+	c.settle(m, err, false)
 }
 
 func (c *Consumer) call(m *Message) (err error) {

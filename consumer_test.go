@@ -183,6 +183,14 @@ func TestHandlesEverythingAndEmptiesTheQueue(t *testing.T) {
 				if r.Succeeded != n || r.Acked != n || r.AckFailed != 0 {
 					t.Fatalf("report %+v", r.Stats)
 				}
+				// Cost and use: about one receive and one delete per 10 messages, and the 16
+				// slots busy nearly all the time (handlers of 1-3 ms on an instant fake SQS).
+				if r.Requests != r.Receives+s.Calls("DeleteMessageBatch") || r.RequestsPerMessage > 0.21 {
+					t.Fatalf("requests %d (%.3f per message), receives %d, deletes %d", r.Requests, r.RequestsPerMessage, r.Receives, s.Calls("DeleteMessageBatch"))
+				}
+				if r.Utilisation < 0.9 || r.Utilisation > 1 {
+					t.Fatalf("utilisation %.3f", r.Utilisation)
+				}
 				st, _ := s.Stats(url)
 				if st.Visible+st.InFlight+st.Delayed != 0 || st.Deleted != n || st.StaleDeletes != 0 {
 					t.Fatalf("queue after run: %+v", st)

@@ -233,6 +233,7 @@ func (h *harvester) report(e *AckError) {
 func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultErrorEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ackCallTimeout)
 	defer cancel()
+	h.stats.requests.Add(1)
 	var failed []types.BatchResultErrorEntry
 	if k == ackDelete {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))

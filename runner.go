@@ -101,6 +101,7 @@ func (c *Consumer) poll(ctx context.Context) error {
 func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.waitTime+receiveGrace)
 	defer cancel()
+	c.stats.requests.Add(1)
 	out, err := c.client.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    &c.queueURL,
 		MaxNumberOfMessages:         int32(n),

@@ -1,6 +1,9 @@
 package sqsconsumer
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stats counts what a consumer has done. Read it with Consumer.Stats while Run runs or with
 // Consumer.Report after. Once Run has returned, every received message is in exactly one of
@@ -25,20 +28,53 @@ type Stats struct {
 	LeaseExtended    int64 // visibility extensions SQS confirmed
 
 	InFlight int64 // received and not yet finished (waiting or running)
+	Pollers  int64 // pollers receiving now (they adapt between WithPollers and WithMaxPollers)
+
+	// Cost and use, the numbers the adaptive pollers and the benchmarks are judged by.
+	Requests           int64         // API calls made: receives, deletes, visibility changes, failed ones included
+	RequestsPerMessage float64       // Requests / Received (0 before the first message)
+	HandlerTime        time.Duration // sum of handler durations
+	// Utilisation is HandlerTime / (concurrency x (last handler end - first handler start)):
+	// the share of handler slots kept busy while there was work.
+	Utilisation float64
 }
 
 type counters struct {
 	receives, emptyReceives, receiveErrors, received                    atomic.Int64
 	succeeded, failed, panics, timedOut, released, cancelled, leaseLost atomic.Int64
 	acked, ackFailed, visibilityFailed, leaseExtended, inFlight         atomic.Int64
+	pollers, requests                                                   atomic.Int64
+	busy, firstStart, lastEnd                                           atomic.Int64 // ns; Unix times, 0 before the first
+	concurrency                                                         int
+}
+
+// handled records one handler call that ran from start to end.
+func (c *counters) handled(start, end time.Time) {
+	c.busy.Add(int64(end.Sub(start)))
+	c.firstStart.CompareAndSwap(0, start.UnixNano())
+	e := end.UnixNano()
+	for {
+		last := c.lastEnd.Load()
+		if e <= last || c.lastEnd.CompareAndSwap(last, e) {
+			return
+		}
+	}
 }
 
 func (c *counters) snapshot() Stats {
-	return Stats{
+	st := Stats{
 		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(),
 		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), TimedOut: c.timedOut.Load(),
 		Released: c.released.Load(), Cancelled: c.cancelled.Load(), LeaseLost: c.leaseLost.Load(),
 		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), VisibilityFailed: c.visibilityFailed.Load(),
 		LeaseExtended: c.leaseExtended.Load(), InFlight: c.inFlight.Load(),
+		Pollers: c.pollers.Load(), Requests: c.requests.Load(), HandlerTime: time.Duration(c.busy.Load()),
 	}
+	if st.Received > 0 {
+		st.RequestsPerMessage = float64(st.Requests) / float64(st.Received)
+	}
+	if window := c.lastEnd.Load() - c.firstStart.Load(); c.firstStart.Load() > 0 && window > 0 && c.concurrency > 0 {
+		st.Utilisation = float64(st.HandlerTime) / (float64(c.concurrency) * float64(window))
+	}
+	return st
 }

@@ -58,6 +58,7 @@ type Manager struct {
 	maxTotal   time.Duration
 	onError    func(error)
 	extended   func(n int)
+	called     func()
 
 	mu      sync.Mutex
 	entries map[*Entry]struct{}
@@ -71,13 +72,14 @@ type Config struct {
 	MaxTotal   time.Duration // cap on visibility since receipt; at most SQSMaxTotal
 	OnError    func(error)   // a failed extension call (may be nil)
 	Extended   func(n int)   // n visibilities extended (may be nil)
+	Called     func()        // one ChangeMessageVisibilityBatch call made (may be nil)
 }
 
 // New returns a manager; it starts no goroutine.
 func New(c Config) *Manager {
 	return &Manager{
 		client: c.Client, queueURL: c.QueueURL, visibility: c.Visibility,
-		maxTotal: min(c.MaxTotal, SQSMaxTotal), onError: c.OnError, extended: c.Extended,
+		maxTotal: min(c.MaxTotal, SQSMaxTotal), onError: c.OnError, extended: c.Extended, called: c.Called,
 		entries: make(map[*Entry]struct{}),
 	}
 }
@@ -185,6 +187,9 @@ func (m *Manager) extend(batch []due) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.Interval())
 	defer cancel()
+	if m.called != nil {
+		m.called()
+	}
 	out, err := m.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &m.queueURL, Entries: entries})
 	if err != nil {
 		// Nothing was extended; the next tick tries again, and an entry whose visibility lapses
