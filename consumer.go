@@ -98,6 +98,12 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: WithStrategy: %w", ErrInvalidOption, err)
 	}
+	switch {
+	case s.maxPollers == 0:
+		s.maxPollers = max(s.pollers, min(8, strategy.Free()/maxBatch))
+	case s.maxPollers < s.pollers:
+		return nil, invalid("WithMaxPollers", "%d, below WithPollers' %d", s.maxPollers, s.pollers)
+	}
 	c := &Consumer{
 		client: client, queueURL: queueURL, handler: h, s: s, strategy: strategy,
 		fifo:   strings.HasSuffix(queueURL, ".fifo"),
@@ -186,13 +192,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var pollers sync.WaitGroup
 	var runErr error
 	var once sync.Once
-	for range c.s.pollers {
+	var startPoller func()
+	startPoller = func() { // the caller has counted the new poller in c.stats.pollers
 		pollers.Go(func() {
-			if err := c.poll(pollCtx); err != nil {
+			if err := c.poll(pollCtx, startPoller); err != nil {
 				once.Do(func() { runErr = err })
 				stopPolling()
 			}
 		})
+	}
+	for range c.s.pollers {
+		c.stats.pollers.Add(1)
+		startPoller()
 	}
 	pollersDone := make(chan struct{})
 	go func() { pollers.Wait(); close(pollersDone) }()

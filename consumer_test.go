@@ -821,3 +821,70 @@ func TestFIFOSuccessorsDoNotDeadlockAFullStrategy(t *testing.T) {
 		})
 	}
 }
+
+func TestPollersAdaptToBacklogAndIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		sendN(t, s, url, 5000)
+		// Each receive takes 20 ms, as over a network; handlers take 1 ms: one poller cannot
+		// keep 64 slots fed.
+		s.SetFaults(sqstest.Faults{Latency: func(op string, _ any) time.Duration {
+			if op == "ReceiveMessage" {
+				return 20 * time.Millisecond
+			}
+			return 0
+		}})
+		var n atomic.Int64
+		c, err := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error {
+			advance(time.Millisecond)
+			n.Add(1)
+			return nil
+		}, sqsconsumer.WithConcurrency(64), sqsconsumer.WithMaxPollers(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := running(t, c)
+		var peak int64
+		for n.Load() < 5000 {
+			peak = max(peak, c.Stats().Pollers)
+			advance(5 * time.Millisecond)
+		}
+		if peak != 4 {
+			t.Fatalf("peak pollers %d at a deep backlog, want the maximum 4", peak)
+		}
+		// Idle now: back to one poller, one long poll per 20 s.
+		advance(time.Minute)
+		if p := c.Stats().Pollers; p != 1 {
+			t.Fatalf("%d pollers on an idle queue, want 1", p)
+		}
+		before := s.Calls("ReceiveMessage")
+		advance(100 * time.Second)
+		if idle := s.Calls("ReceiveMessage") - before; idle > 6 {
+			t.Fatalf("%d receives in 100 s of idle queue", idle)
+		}
+		stop()
+		if r := checkReportAddsUp(t, c); r.Succeeded != 5000 || r.Pollers != 0 {
+			t.Fatalf("report %+v", r.Stats)
+		}
+	})
+}
+
+func TestFixedPollerCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		c, _ := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error { return nil },
+			sqsconsumer.WithPollers(3), sqsconsumer.WithMaxPollers(3))
+		stop := running(t, c)
+		advance(time.Minute)
+		if p := c.Stats().Pollers; p != 3 {
+			t.Fatalf("%d pollers, want a fixed 3", p)
+		}
+		stop()
+		if _, err := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error { return nil },
+			sqsconsumer.WithPollers(3), sqsconsumer.WithMaxPollers(2)); !errors.Is(err, sqsconsumer.ErrInvalidOption) || !strings.Contains(err.Error(), "WithMaxPollers") {
+			t.Fatalf("max below min: %v", err)
+		}
+	})
+}

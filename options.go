@@ -48,6 +48,7 @@ type settings struct {
 	concurrency     int
 	strategy        worker.Factory
 	pollers         int
+	maxPollers      int // 0: derived from the capacity
 	waitTime        time.Duration
 	receiveBatch    int
 	ackBatch        int
@@ -110,14 +111,30 @@ func WithStrategy(f worker.Factory) Option {
 	}
 }
 
-// WithPollers sets how many goroutines receive from the queue at once (default 1). Each has
-// at most one ReceiveMessage call in flight. n must be >= 1.
+// WithPollers sets the fewest goroutines that receive from the queue at once (default 1).
+// Each has at most one ReceiveMessage call in flight. Pollers adapt between this and
+// WithMaxPollers: one more is started when a receive comes back full and capacity is still
+// free (additive increase); a poller whose receive comes back empty stops while more than the
+// minimum run, so an idle queue is polled by the minimum alone. n must be >= 1.
 func WithPollers(n int) Option {
 	return func(s *settings) error {
 		if n < 1 {
 			return invalid("WithPollers", "%d, want >= 1", n)
 		}
 		s.pollers = n
+		return nil
+	}
+}
+
+// WithMaxPollers sets the most pollers the consumer adapts up to (default: a poller per 10
+// units of capacity, at least WithPollers' number and at most 8 unless WithPollers asks for
+// more). WithMaxPollers(n) with WithPollers(n) fixes the count. n must be >= WithPollers'.
+func WithMaxPollers(n int) Option {
+	return func(s *settings) error {
+		if n < 1 {
+			return invalid("WithMaxPollers", "%d, want >= 1", n)
+		}
+		s.maxPollers = n
 		return nil
 	}
 }

@@ -33,8 +33,15 @@ var (
 )
 
 // poll is one poller's loop: reserve capacity, receive at most that many messages, hand them
-// to the strategy. It returns nil when ctx ends, and an error when receiving fails for good.
-func (c *Consumer) poll(ctx context.Context) error {
+// to the strategy. It returns nil when ctx ends or it stops to shrink the pollers, and an error
+// when receiving fails for good. It calls startPoller to add a poller (see WithPollers).
+func (c *Consumer) poll(ctx context.Context, startPoller func()) error {
+	shrunk := false // shrinkPollers took this poller off the count already
+	defer func() {
+		if !shrunk {
+			c.stats.pollers.Add(-1)
+		}
+	}()
 	failures, fatals := 0, 0
 	for ctx.Err() == nil {
 		n, err := c.strategy.Reserve(ctx, c.s.receiveBatch)
@@ -73,10 +80,17 @@ func (c *Consumer) poll(ctx context.Context) error {
 		c.strategy.Unreserve(n - len(msgs))
 		if len(msgs) == 0 {
 			c.stats.emptyReceives.Add(1)
+			if c.shrinkPollers() {
+				shrunk = true
+				return nil
+			}
 			if c.s.waitTime == 0 && !backoff.Sleep(ctx.Done(), emptyShortPollPause) {
 				return nil
 			}
 			continue
+		}
+		if len(msgs) == c.s.receiveBatch && c.strategy.Free() >= c.s.receiveBatch && c.growPollers() {
+			startPoller() // the queue has more, and there is room for it
 		}
 		now := time.Now()
 		shutting := ctx.Err() != nil
@@ -94,6 +108,33 @@ func (c *Consumer) poll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// growPollers counts one more poller and reports true, while fewer than the maximum run.
+func (c *Consumer) growPollers() bool {
+	for {
+		n := c.stats.pollers.Load()
+		if n >= int64(c.s.maxPollers) {
+			return false
+		}
+		if c.stats.pollers.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// shrinkPollers counts one poller fewer and reports true, while more than the minimum run:
+// the calling poller must then stop.
+func (c *Consumer) shrinkPollers() bool {
+	for {
+		n := c.stats.pollers.Load()
+		if n <= int64(c.s.pollers) {
+			return false
+		}
+		if c.stats.pollers.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
 }
 
 // receive makes one ReceiveMessage call for up to n messages, on a ctx detached from Run's so
