@@ -302,7 +302,7 @@ func (c *Consumer) settle(m *Message, err error, released bool) {
 		c.release(m)
 		c.stats.released.Add(1)
 	case err == nil:
-		c.harvester.add(ackReq{kind: ackDelete, id: m.id(), handle: m.lease.ReceiptHandle})
+		c.harvester.add(ackReq{kind: ackDelete, id: m.id(), handle: m.ReceiptHandle})
 		c.stats.succeeded.Add(1)
 		ok = true
 	case errors.Is(cause, ErrShutdownTimeout):
@@ -311,7 +311,7 @@ func (c *Consumer) settle(m *Message, err error, released bool) {
 	default:
 		c.stats.failed.Add(1)
 		if secs, change := c.retryVisibility(m, err); change {
-			c.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.lease.ReceiptHandle, seconds: secs})
+			c.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: secs})
 		}
 	}
 	m.cancel(context.Canceled)
@@ -322,7 +322,7 @@ func (c *Consumer) settle(m *Message, err error, released bool) {
 }
 
 func (c *Consumer) release(m *Message) {
-	c.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.lease.ReceiptHandle, seconds: 0})
+	c.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: 0})
 }
 
 // retryVisibility says what a failed message's visibility becomes: the RetryError's say, else

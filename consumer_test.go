@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/internal/benchkit"
 	"github.com/sqsconsumer/sqsconsumer/pool"
 	"github.com/sqsconsumer/sqsconsumer/semaphore"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
@@ -39,23 +40,11 @@ var strategies = map[string]worker.Factory{
 	"semaphore": semaphore.Factory(),
 }
 
-// batchSender is what sqstest.Server and *sqs.Client share for sending.
-type batchSender interface {
-	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
-}
-
 // sendN puts n messages with bodies "0".."n-1" on the queue.
-func sendN(t testing.TB, s batchSender, url string, n int) {
+func sendN(t testing.TB, s benchkit.Sender, url string, n int) {
 	t.Helper()
-	for i := 0; i < n; i += 10 {
-		var entries []types.SendMessageBatchRequestEntry
-		for j := i; j < min(i+10, n); j++ {
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(j - i)), MessageBody: aws.String(fmt.Sprint(j))})
-		}
-		out, err := s.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
-		if err != nil || len(out.Failed) > 0 {
-			t.Fatalf("send: %v %+v", err, out)
-		}
+	if err := benchkit.SendN(context.Background(), s, url, n); err != nil {
+		t.Fatalf("send: %v", err)
 	}
 }
 

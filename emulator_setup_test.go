@@ -32,7 +32,10 @@ func exitWith(code int) { os.Exit(code) }
 
 // emulatorClient returns a client of the running emulator. When the emulator cannot be
 // started the test fails under CI=true and is skipped otherwise.
-func emulatorClient(t *testing.T) *sqs.Client {
+func emulatorClient(t testing.TB) *sqs.Client { return sqs.New(emulatorOptions(t)) }
+
+// emulatorOptions returns SDK options pointed at the running emulator; see emulatorClient.
+func emulatorOptions(t testing.TB) sqs.Options {
 	t.Helper()
 	emu.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -45,5 +48,5 @@ func emulatorClient(t *testing.T) *sqs.Client {
 		}
 		t.Skipf("emulator not available (CI=true makes this a failure): %v", emu.err)
 	}
-	return emu.e.Client()
+	return emu.e.Options()
 }

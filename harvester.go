@@ -3,7 +3,6 @@ package sqsconsumer
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
+	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
 )
 
 // AckError reports a delete or visibility change that did not succeed after its retries.
@@ -54,9 +54,9 @@ func (k ackKind) String() string {
 // ackReq is one delete or visibility change waiting for its batch.
 type ackReq struct {
 	kind    ackKind
-	id      string // MessageId, for reports
-	handle  string
-	seconds int32 // new visibility, for ackVisibility
+	id      string  // MessageId, for reports
+	handle  *string // the message's receipt handle, as received
+	seconds int32   // new visibility, for ackVisibility
 }
 
 const (
@@ -238,7 +238,7 @@ func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultEr
 	if k == ackDelete {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))
 		for i, r := range batch {
-			entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r.handle)}
+			entries[i] = types.DeleteMessageBatchRequestEntry{Id: batchid.For(i), ReceiptHandle: r.handle}
 		}
 		out, err := h.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &h.queueURL, Entries: entries})
 		if err != nil {
@@ -248,7 +248,7 @@ func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultEr
 	} else {
 		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
 		for i, r := range batch {
-			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r.handle), VisibilityTimeout: r.seconds}
+			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: batchid.For(i), ReceiptHandle: r.handle, VisibilityTimeout: r.seconds}
 		}
 		out, err := h.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &h.queueURL, Entries: entries})
 		if err != nil {
@@ -258,11 +258,9 @@ func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultEr
 	}
 	byPos := make(map[int]types.BatchResultErrorEntry, len(failed))
 	for _, f := range failed {
-		i, err := strconv.Atoi(aws.ToString(f.Id))
-		if err != nil || i < 0 || i >= len(batch) {
-			continue // not an entry we sent; nothing to retry
-		}
-		byPos[i] = f
+		if i, ok := batchid.Position(f.Id, len(batch)); ok {
+			byPos[i] = f
+		} // else not an entry we sent: nothing to retry
 	}
 	return byPos, nil
 }

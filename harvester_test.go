@@ -37,7 +37,7 @@ func harvest(t *testing.T, client Client, interval time.Duration, reqs []ackReq)
 func deletes(n int) []ackReq {
 	reqs := make([]ackReq, n)
 	for i := range reqs {
-		reqs[i] = ackReq{kind: ackDelete, id: fmt.Sprintf("m%d", i), handle: fmt.Sprintf("h%d", i)}
+		reqs[i] = ackReq{kind: ackDelete, id: fmt.Sprintf("m%d", i), handle: aws.String(fmt.Sprintf("h%d", i))}
 	}
 	return reqs
 }
@@ -150,7 +150,7 @@ func TestHarvesterRetriesFailedCallsButNotPermanentOnes(t *testing.T) {
 			client.EXPECT().ChangeMessageVisibilityBatch(gomock.Any(), gomock.Any()).Return(nil, transient).Times(2),
 			client.EXPECT().ChangeMessageVisibilityBatch(gomock.Any(), gomock.Any()).Return(&sqs.ChangeMessageVisibilityBatchOutput{}, nil),
 		)
-		stats, errs := harvest(t, client, time.Hour, []ackReq{{kind: ackVisibility, id: "m", handle: "h", seconds: 5}})
+		stats, errs := harvest(t, client, time.Hour, []ackReq{{kind: ackVisibility, id: "m", handle: aws.String("h"), seconds: 5}})
 		if len(errs) != 0 || stats.visibilityFailed.Load() != 0 {
 			t.Fatalf("transient call errors were not retried: %v", errs)
 		}

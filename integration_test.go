@@ -23,7 +23,7 @@ import (
 var queueSeq atomic.Int64
 
 // emuQueue creates a fresh queue on the emulator.
-func emuQueue(t *testing.T, client *sqs.Client, attrs map[string]string) string {
+func emuQueue(t testing.TB, client *sqs.Client, attrs map[string]string) string {
 	t.Helper()
 	name := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()), queueSeq.Add(1))
 	if len(name) > 75 {

@@ -198,14 +198,18 @@ func (e *Emulator) Stop() {
 }
 
 // Client returns an SQS client pointed at the emulator, with static credentials.
-func (e *Emulator) Client() *sqs.Client {
-	return sqs.New(sqs.Options{
+func (e *Emulator) Client() *sqs.Client { return sqs.New(e.Options()) }
+
+// Options returns SDK options pointed at the emulator, with static credentials, for a caller
+// that sets more (e.g. an HTTPClient that counts requests).
+func (e *Emulator) Options() sqs.Options {
+	return sqs.Options{
 		BaseEndpoint: aws.String(e.URL),
 		Region:       "us-east-1",
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test", Source: "emulator"}, nil
 		}),
-	})
+	}
 }
 
 // ErrUnavailable wraps the reason the emulator could not be started.

@@ -8,13 +8,14 @@ import (
 	"context"
 	"errors"
 	"math"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
 )
 
 // Causes handed to Entry.Lost.
@@ -182,7 +183,7 @@ func (m *Manager) extend(batch []due) {
 	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
 	for i, d := range batch {
 		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
-			Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(d.handle), VisibilityTimeout: d.seconds,
+			Id: batchid.For(i), ReceiptHandle: aws.String(d.handle), VisibilityTimeout: d.seconds,
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.Interval())
@@ -201,7 +202,7 @@ func (m *Manager) extend(batch []due) {
 	}
 	failed := make(map[int]types.BatchResultErrorEntry, len(out.Failed))
 	for _, f := range out.Failed {
-		if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(batch) {
+		if i, ok := batchid.Position(f.Id, len(batch)); ok {
 			failed[i] = f
 		}
 	}

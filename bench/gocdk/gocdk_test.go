@@ -1,0 +1,129 @@
+// Package gocdk benchmarks Go CDK's gocloud.dev/pubsub/awssnssqs on the workloads the library's
+// own benchmarks use, on the same fauxqs emulator, measured the same way (internal/benchkit),
+// so BENCHMARKS.md can state every gain as a ratio. It is its own module so that Go CDK never
+// becomes a dependency of the library.
+package gocdk
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"gocloud.dev/pubsub"
+	"gocloud.dev/pubsub/awssnssqs"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/benchkit"
+	"github.com/sqsconsumer/sqsconsumer/internal/emulator"
+)
+
+var emu *emulator.Emulator
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	emu.Stop()
+	os.Exit(code)
+}
+
+var queues atomic.Int64
+
+// setup returns a counted emulator client and a fresh queue.
+func setup(b *testing.B) (*sqs.Client, *benchkit.CountingTransport, string) {
+	if emu == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		var err error
+		if emu, err = emulator.Start(ctx); err != nil {
+			if emulator.Required() {
+				b.Fatalf("CI=true and the emulator is required: %v", err)
+			}
+			b.Skipf("emulator not available: %v", err)
+		}
+	}
+	opts := emu.Options()
+	counter := &benchkit.CountingTransport{Base: http.DefaultTransport}
+	opts.HTTPClient = &http.Client{Transport: counter}
+	client := sqs.New(opts)
+	name := fmt.Sprintf("gocdk-%d", queues.Add(1))
+	out, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: &name})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return client, counter, *out.QueueUrl
+}
+
+// consume runs the receive loop Go CDK's documentation recommends (Receive, then handle on a
+// goroutine bounded by a semaphore channel, Ack when done) until want messages were handled.
+func consume(b *testing.B, sub *pubsub.Subscription, concurrency int, want int64, m *benchkit.Meter, work func(body string)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sem := make(chan struct{}, concurrency)
+	for {
+		msg, err := sub.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break // every message handled
+			}
+			b.Fatal(err)
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			defer msg.Ack()
+			work(string(msg.Body))
+			if m.Handled() >= want {
+				cancel()
+			}
+		}()
+	}
+	for range concurrency { // wait for the last handlers
+		sem <- struct{}{}
+	}
+}
+
+// BenchmarkWorkload runs the standard workloads through Go CDK, one op each.
+func BenchmarkWorkload(b *testing.B) {
+	for _, w := range benchkit.Workloads {
+		b.Run(fmt.Sprintf("emulator/%s/gocdk-awssnssqs", w.Name), func(b *testing.B) {
+			for b.Loop() {
+				client, counter, url := setup(b)
+				if err := benchkit.SendN(context.Background(), client, url, w.Messages); err != nil {
+					b.Fatal(err)
+				}
+				before := counter.Requests()
+				m := &benchkit.Meter{Concurrency: w.Concurrency}
+				sub := awssnssqs.OpenSubscriptionV2(context.Background(), client, url, &awssnssqs.SubscriptionOptions{Raw: true})
+				consume(b, sub, w.Concurrency, int64(w.Messages), m, m.Wrap(w.Work))
+				if err := sub.Shutdown(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				m.Report(b, counter.Requests()-before, w.Messages)
+			}
+		})
+	}
+}
+
+// BenchmarkIdle measures what an idle queue costs Go CDK with its default options.
+func BenchmarkIdle(b *testing.B) {
+	window := benchkit.IdleWindow()
+	b.Run("emulator/gocdk-awssnssqs", func(b *testing.B) {
+		for b.Loop() {
+			client, counter, url := setup(b)
+			sub := awssnssqs.OpenSubscriptionV2(context.Background(), client, url, &awssnssqs.SubscriptionOptions{Raw: true})
+			before := counter.Requests()
+			ctx, cancel := context.WithTimeout(context.Background(), window)
+			_, err := sub.Receive(ctx) // nothing arrives; it polls until the window ends
+			cancel()
+			if err == nil {
+				b.Fatal("received from an empty queue")
+			}
+			requests := counter.Requests() - before
+			sub.Shutdown(context.Background())
+			benchkit.ReportIdle(b, requests, window)
+		}
+	})
+}
