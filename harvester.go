@@ -88,7 +88,7 @@ type harvester struct {
 func newHarvester(client Client, queueURL string, size int, interval time.Duration, onError func(error), stats *counters) *harvester {
 	return &harvester{
 		client: client, queueURL: queueURL, size: size, interval: interval, onError: onError, stats: stats,
-		in: make(chan ackReq, 4*maxBatch), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
+		in: make(chan ackReq), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
 	}
 }
 
