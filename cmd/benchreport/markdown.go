@@ -113,7 +113,14 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 		u, ok1 := work("latency-10-50ms", other, "utilisation")
 		r, ok2 := work("latency-10-50ms", other, "requests/msg")
 		if okU && okR && ok1 && ok2 && u > 0 && oursR > 0 {
-			p("- sqsconsumer (pool) against %s, handlers of 10-50 ms: utilisation x%.2f, requests per message x%.2f (%.1f times fewer).", other, ours/u, oursR/r, r/oursR)
+			cost := "about as many requests per message"
+			switch {
+			case r/oursR >= 1.05:
+				cost = fmt.Sprintf("%.1f times fewer requests per message", r/oursR)
+			case oursR/r >= 1.05:
+				cost = fmt.Sprintf("%.0f%% more requests per message", (oursR/r-1)*100)
+			}
+			p("- sqsconsumer (pool) against %s, handlers of 10-50 ms: utilisation x%.2f, with %s (%.3f against %.3f).", other, ours/u, cost, oursR, r)
 		}
 	}
 	p("")
@@ -134,6 +141,8 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 			p("| %s | %d | %.0f | %.4f | %.0f | %.0f |", s, c, m["msgs/s"], m["requests/msg"], m["allocs/op"], m["B/op"])
 		}
 	}
+	p("")
+	p("Below concurrency 10 a receive can bring no more than the capacity (concurrency + waiting room of min(10, concurrency)), so requests per message rise: that is the bound working, not batching failing.")
 	p("")
 	p("![throughput against concurrency](%s)", chart)
 	p("")
