@@ -1,0 +1,138 @@
+// Package envelope recognises the wrappers SQS message bodies arrive in: an SNS notification
+// (when the subscription does not use raw delivery) and an EventBridge event, and gives the
+// payload inside along with the wrapper's fields. Verify checks an SNS notification's
+// signature.
+package envelope
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// Kind says what wrapped a body.
+type Kind int
+
+// Kinds of body.
+const (
+	Raw         Kind = iota // not wrapped: the body is the payload
+	SNS                     // an SNS notification (non-raw delivery)
+	EventBridge             // an EventBridge event
+)
+
+func (k Kind) String() string {
+	switch k {
+	case SNS:
+		return "SNS"
+	case EventBridge:
+		return "EventBridge"
+	}
+	return "raw"
+}
+
+// Attribute is an SNS message attribute as the notification carries it.
+type Attribute struct {
+	Type  string `json:"Type"`
+	Value string `json:"Value"`
+}
+
+// Envelope is a parsed body.
+type Envelope struct {
+	Kind Kind
+	// Payload is what was wrapped: the SNS Message, the EventBridge detail (as JSON), or for a
+	// raw body the body itself.
+	Payload string
+
+	// SNS notification fields.
+	Type             string
+	MessageID        string
+	TopicArn         string
+	Subject          string
+	Timestamp        string
+	SignatureVersion string
+	Signature        string
+	SigningCertURL   string
+	UnsubscribeURL   string
+	Attributes       map[string]Attribute
+	hasSubject       bool // Subject was present (even empty): it is then part of the signed string
+
+	// EventBridge fields.
+	Source     string
+	DetailType string
+	Account    string
+	Region     string
+	Time       string
+	ID         string
+	Resources  []string
+}
+
+// Topic returns the last segment of TopicArn (the topic's name), or "" when there is none.
+func (e *Envelope) Topic() string {
+	if i := strings.LastIndexByte(e.TopicArn, ':'); i >= 0 {
+		return e.TopicArn[i+1:]
+	}
+	return e.TopicArn
+}
+
+// ErrMalformed is returned by Parse for a body that claims to be an envelope (a JSON object
+// with an SNS Type of Notification, or EventBridge's detail-type and source) but lacks a
+// field every such envelope has.
+var ErrMalformed = errors.New("envelope: malformed")
+
+type snsWire struct {
+	Type              string               `json:"Type"`
+	MessageID         string               `json:"MessageId"`
+	TopicArn          string               `json:"TopicArn"`
+	Subject           *string              `json:"Subject"`
+	Message           *string              `json:"Message"`
+	Timestamp         string               `json:"Timestamp"`
+	SignatureVersion  string               `json:"SignatureVersion"`
+	Signature         string               `json:"Signature"`
+	SigningCertURL    string               `json:"SigningCertURL"`
+	UnsubscribeURL    string               `json:"UnsubscribeURL"`
+	MessageAttributes map[string]Attribute `json:"MessageAttributes"`
+	// EventBridge
+	DetailType *string         `json:"detail-type"`
+	Source     string          `json:"source"`
+	Detail     json.RawMessage `json:"detail"`
+	Account    string          `json:"account"`
+	Region     string          `json:"region"`
+	Time       string          `json:"time"`
+	ID         string          `json:"id"`
+	Resources  []string        `json:"resources"`
+}
+
+// Parse recognises body. A body that is not a JSON object, or a JSON object that is neither
+// an SNS notification nor an EventBridge event, is Raw, with the body as Payload. It returns an
+// error wrapping ErrMalformed for an envelope missing a required field.
+func Parse(body string) (*Envelope, error) {
+	raw := &Envelope{Kind: Raw, Payload: body}
+	trimmed := strings.TrimSpace(body)
+	if !strings.HasPrefix(trimmed, "{") {
+		return raw, nil
+	}
+	var w snsWire
+	if err := json.Unmarshal([]byte(trimmed), &w); err != nil {
+		return raw, nil // not JSON: a raw payload that happens to start with a brace
+	}
+	switch {
+	case w.Type == "Notification" && w.TopicArn != "":
+		if w.Message == nil || w.MessageID == "" {
+			return nil, errors.Join(ErrMalformed, errors.New("SNS notification without Message or MessageId"))
+		}
+		e := &Envelope{Kind: SNS, Payload: *w.Message, Type: w.Type, MessageID: w.MessageID, TopicArn: w.TopicArn,
+			Timestamp: w.Timestamp, SignatureVersion: w.SignatureVersion, Signature: w.Signature,
+			SigningCertURL: w.SigningCertURL, UnsubscribeURL: w.UnsubscribeURL, Attributes: w.MessageAttributes}
+		if w.Subject != nil {
+			e.Subject, e.hasSubject = *w.Subject, true
+		}
+		return e, nil
+	case w.DetailType != nil && w.Source != "":
+		if len(w.Detail) == 0 {
+			return nil, errors.Join(ErrMalformed, errors.New("EventBridge event without detail"))
+		}
+		return &Envelope{Kind: EventBridge, Payload: string(w.Detail), Source: w.Source, DetailType: *w.DetailType,
+			Account: w.Account, Region: w.Region, Time: w.Time, ID: w.ID, Resources: w.Resources}, nil
+	}
+	return raw, nil
+}
