@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/sqsconsumer/sqsconsumer/envelope"
 	"github.com/sqsconsumer/sqsconsumer/internal/lease"
 )
 
@@ -30,6 +31,7 @@ type Message struct {
 	types.Message
 
 	receivedAt time.Time
+	env        *envelope.Envelope // parsed on first use by Envelope
 	ctx        context.Context
 	cancel     context.CancelCauseFunc
 	lease      lease.Entry
@@ -51,6 +53,25 @@ func (m *Message) ReceivedAt() time.Time { return m.receivedAt }
 // GroupID returns the MessageGroupId system attribute, or "" when there is none.
 func (m *Message) GroupID() string {
 	return m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]
+}
+
+// Envelope returns what wrapped the message's body: an SNS notification, an EventBridge event,
+// or nothing (Kind Raw). It parses the body on the first call and keeps the result, so after
+// Unwrap has replaced m.Body with the payload it still returns the envelope. The error wraps
+// envelope.ErrMalformed.
+func (m *Message) Envelope() (*envelope.Envelope, error) {
+	if m.env == nil {
+		body := ""
+		if m.Body != nil {
+			body = *m.Body
+		}
+		env, err := envelope.Parse(body)
+		if err != nil {
+			return nil, fmt.Errorf("sqsconsumer: message %s: %w", m.id(), err)
+		}
+		m.env = env
+	}
+	return m.env, nil
 }
 
 func (m *Message) id() string {

@@ -1,0 +1,174 @@
+package sqsconsumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/sqsconsumer/sqsconsumer/envelope"
+)
+
+// Middleware wraps a Handler with behaviour of its own.
+type Middleware func(Handler) Handler
+
+// Chain returns h wrapped in mw; the first middleware is the outermost, so
+// Chain(h, Logging(l), Unwrap()) logs, then unwraps, then calls h.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for _, m := range slices.Backward(mw) {
+		h = m(h)
+	}
+	return h
+}
+
+// Recover turns a panic in the handler into a returned *PanicError. The consumer already does
+// this for the handler it is given; Recover is for handlers called elsewhere, and to let the
+// middleware outside it (logging, metrics) see the panic as an error.
+func Recover() Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = &PanicError{Value: v, Stack: debug.Stack()}
+				}
+			}()
+			return next(ctx, m)
+		}
+	}
+}
+
+// Timeout bounds the handler like WithHandlerTimeout, for one route or handler: its ctx ends
+// after d with cause ErrHandlerTimeout, and an outcome reached after that is a failure.
+func Timeout(d time.Duration) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			ctx, cancel := context.WithTimeoutCause(ctx, d, ErrHandlerTimeout)
+			defer cancel()
+			err := next(ctx, m)
+			if context.Cause(ctx) == ErrHandlerTimeout && !errors.Is(err, ErrHandlerTimeout) {
+				if err == nil {
+					return ErrHandlerTimeout
+				}
+				return fmt.Errorf("%w: %w", ErrHandlerTimeout, err)
+			}
+			return err
+		}
+	}
+}
+
+// Logging logs every outcome with l: a success at level Debug, a failure at level Warn, with
+// the message id, receive count, duration and error as attributes.
+func Logging(l *slog.Logger) Middleware {
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			start := time.Now()
+			err := next(ctx, m)
+			attrs := []slog.Attr{
+				slog.String("message_id", m.id()),
+				slog.Int("receive_count", m.ReceiveCount()),
+				slog.Duration("duration", time.Since(start)),
+			}
+			if err != nil {
+				l.LogAttrs(ctx, slog.LevelWarn, "sqsconsumer: handler failed", append(attrs, slog.Any("error", err))...)
+			} else {
+				l.LogAttrs(ctx, slog.LevelDebug, "sqsconsumer: handled", attrs...)
+			}
+			return err
+		}
+	}
+}
+
+// DecodeError is the outcome of a body that JSON could not decode. It is retried like any
+// error, so with a redrive policy a malformed message ends in the dead-letter queue; it is
+// never deleted unhandled.
+type DecodeError struct {
+	MessageID string
+	Err       error
+}
+
+func (e *DecodeError) Error() string {
+	return "sqsconsumer: message " + e.MessageID + ": malformed body: " + e.Err.Error()
+}
+
+// Unwrap returns the decoder's error.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// JSON returns a Handler that decodes the message's payload into a T and calls f with it.
+// The payload is the body, or what an SNS or EventBridge envelope wraps when Unwrap runs
+// before it. Unknown fields are allowed; a payload that does not decode is a *DecodeError.
+func JSON[T any](f func(ctx context.Context, m *Message, v T) error) Handler {
+	return func(ctx context.Context, m *Message) error {
+		var v T
+		if m.Body == nil {
+			return &DecodeError{MessageID: m.id(), Err: errors.New("no body")}
+		}
+		if err := json.Unmarshal([]byte(*m.Body), &v); err != nil {
+			return &DecodeError{MessageID: m.id(), Err: err}
+		}
+		return f(ctx, m, v)
+	}
+}
+
+// ErrTopicNotAllowed is returned (wrapped) by Unwrap for an SNS notification from a topic
+// outside AllowTopics: a body that merely looks like a notification from elsewhere is refused.
+var ErrTopicNotAllowed = errors.New("sqsconsumer: SNS topic not allowed")
+
+// UnwrapOption configures Unwrap.
+type UnwrapOption func(*unwrapSettings)
+
+type unwrapSettings struct {
+	topics   []string
+	verifier *envelope.Verifier
+}
+
+// AllowTopics accepts SNS notifications only from these topic ARNs; any other is an error
+// wrapping ErrTopicNotAllowed. Without it every topic is accepted: nothing in an SQS message
+// proves SNS sent it, so set it (or VerifySignatures) whenever the topic matters.
+func AllowTopics(arns ...string) UnwrapOption {
+	return func(s *unwrapSettings) { s.topics = append(s.topics, arns...) }
+}
+
+// VerifySignatures checks each SNS notification's signature with v (see envelope.Verifier);
+// a notification that does not verify is an error.
+func VerifySignatures(v *envelope.Verifier) UnwrapOption {
+	return func(s *unwrapSettings) { s.verifier = v }
+}
+
+// Unwrap recognises SNS notifications and EventBridge events in the body: the handler it
+// wraps sees m.Body set to the payload inside, and m.Envelope() returns the envelope's fields
+// (topic, subject, attributes, source, ...). A raw body passes through unchanged. A malformed
+// envelope, a topic not allowed, or a signature that does not verify is an error (retried,
+// and with a redrive policy dead-lettered), never a silent delete.
+func Unwrap(opts ...UnwrapOption) Middleware {
+	var s unwrapSettings
+	for _, o := range opts {
+		o(&s)
+	}
+	return func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			env, err := m.Envelope()
+			if err != nil {
+				return err
+			}
+			if env.Kind == envelope.SNS {
+				if len(s.topics) > 0 && !slices.Contains(s.topics, env.TopicArn) {
+					return fmt.Errorf("%w: %s", ErrTopicNotAllowed, env.TopicArn)
+				}
+				if s.verifier != nil {
+					if err := s.verifier.Verify(ctx, env); err != nil {
+						return err
+					}
+				}
+			}
+			if env.Kind != envelope.Raw {
+				payload := env.Payload
+				m.Body = &payload
+			}
+			return next(ctx, m)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package sqsconsumer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/envelope"
+	"github.com/sqsconsumer/sqsconsumer/sqstest"
+)
+
+// snsBody wraps payload as SNS delivers it without raw delivery.
+func snsBody(topicArn, subject, payload string, attrs map[string]string) string {
+	w := map[string]any{"Type": "Notification", "MessageId": "sns-" + payload, "TopicArn": topicArn, "Subject": subject,
+		"Message": payload, "Timestamp": "2026-11-23T10:00:00.000Z", "SignatureVersion": "2", "Signature": "x",
+		"SigningCertURL": "https://sns.eu-west-1.amazonaws.com/c.pem"}
+	if len(attrs) > 0 {
+		ma := map[string]any{}
+		for k, v := range attrs {
+			ma[k] = map[string]string{"Type": "String", "Value": v}
+		}
+		w["MessageAttributes"] = ma
+	}
+	b, _ := json.Marshal(w)
+	return string(b)
+}
+
+type routed struct {
+	mu  sync.Mutex
+	got map[string][]string // route -> payloads
+}
+
+func (r *routed) handler(route string) sqsconsumer.Handler {
+	return func(ctx context.Context, m *sqsconsumer.Message) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.got[route] = append(r.got[route], *m.Body)
+		return nil
+	}
+}
+
+// consumeAll runs a consumer with h over the queue until want handler outcomes (successes
+// and failures) were seen, and returns its report.
+func consumeAll(t *testing.T, s *sqstest.Server, url string, h sqsconsumer.Handler, want int64) *sqsconsumer.Report {
+	t.Helper()
+	c, err := sqsconsumer.New(s, url, h, sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := running(t, c)
+	for st := c.Stats(); st.Succeeded+st.Failed < want; st = c.Stats() {
+		advance(10 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	return checkReportAddsUp(t, c)
+}
+
+func TestRouterByAttributeAndFallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		send := func(body, typ string) {
+			in := &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)}
+			if typ != "" {
+				in.MessageAttributes = map[string]types.MessageAttributeValue{"type": {DataType: aws.String("String"), StringValue: aws.String(typ)}}
+			}
+			s.SendMessage(context.Background(), in)
+		}
+		send("a1", "order.created")
+		send("b1", "order.cancelled")
+		send("a2", "order.created")
+		send("x1", "order.unknown")
+		send("n1", "")
+		send(snsBody("arn:aws:sns:eu-west-1:1:orders", "", "s1", map[string]string{"type": "order.cancelled"}), "")
+		r := &routed{got: map[string][]string{}}
+		router := sqsconsumer.NewRouter(sqsconsumer.ByAttribute("type")).
+			Route("order.created", r.handler("created")).
+			Route("order.cancelled", r.handler("cancelled"))
+		rep := consumeAll(t, s, url, sqsconsumer.Chain(router.Handle, sqsconsumer.Unwrap()), 6)
+		slices.Sort(r.got["created"])
+		slices.Sort(r.got["cancelled"])
+		if strings.Join(r.got["created"], ",") != "a1,a2" || strings.Join(r.got["cancelled"], ",") != "b1,s1" {
+			t.Fatalf("routed %v", r.got)
+		}
+		if rep.Succeeded != 4 || rep.Failed != 2 {
+			t.Fatalf("report %+v: unknown and missing keys must fail, not vanish", rep.Stats)
+		}
+		if st, _ := s.Stats(url); st.Deleted != 4 || st.InFlight != 2 {
+			t.Fatalf("queue %+v: the unrouted two must stay for retry or the DLQ", st)
+		}
+	})
+}
+
+func TestRouterFallbackErrorIsNoRoute(t *testing.T) {
+	router := sqsconsumer.NewRouter(sqsconsumer.ByFunc(func(*sqsconsumer.Message) string { return "nope" }))
+	m := &sqsconsumer.Message{}
+	m.MessageId = aws.String("m-1")
+	err := router.Handle(context.Background(), m)
+	var nr *sqsconsumer.NoRouteError
+	if !errors.Is(err, sqsconsumer.ErrNoRoute) || !errors.As(err, &nr) || nr.Key != "nope" || nr.MessageID != "m-1" {
+		t.Fatalf("unrouted: %v", err)
+	}
+	called := false
+	router.Fallback(func(context.Context, *sqsconsumer.Message) error { called = true; return nil })
+	if err := router.Handle(context.Background(), m); err != nil || !called {
+		t.Fatalf("fallback: %v, called %v", err, called)
+	}
+}
+
+func TestTopicRouterUnwrapsSNSAndEventBridge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		for _, body := range []string{
+			snsBody("arn:aws:sns:eu-west-1:123456789012:orders", "new order", `{"id":1}`, nil),
+			snsBody("arn:aws:sns:eu-west-1:123456789012:payments", "", `{"id":2}`, nil),
+			snsBody("arn:aws:sns:eu-west-1:999999999999:orders", "forged", `{"id":3}`, nil), // same name, other account
+			`{"detail-type":"Shipped","source":"shop","detail":{"id":4}}`,
+		} {
+			s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)})
+		}
+		type order struct{ ID int }
+		var mu sync.Mutex
+		var subjects, payments []string
+		var shipped []int
+		router := sqsconsumer.NewTopicRouter().
+			Route("orders", sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, o order) error {
+				env, _ := m.Envelope()
+				mu.Lock()
+				defer mu.Unlock()
+				subjects = append(subjects, env.Subject)
+				return nil
+			})).
+			Route("arn:aws:sns:eu-west-1:123456789012:payments", func(ctx context.Context, m *sqsconsumer.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				payments = append(payments, *m.Body)
+				return nil
+			}).
+			Fallback(sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, o order) error {
+				env, _ := m.Envelope()
+				if env.Kind != envelope.EventBridge || env.DetailType != "Shipped" {
+					return errors.New("unexpected")
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				shipped = append(shipped, o.ID)
+				return nil
+			}))
+		allowed := sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders", "arn:aws:sns:eu-west-1:123456789012:payments")
+		rep := consumeAll(t, s, url, sqsconsumer.Chain(router.Handle, sqsconsumer.Unwrap(allowed)), 4)
+		if strings.Join(subjects, ",") != "new order" || strings.Join(payments, ",") != `{"id":2}` || len(shipped) != 1 || shipped[0] != 4 {
+			t.Fatalf("orders %v, payments %v, shipped %v", subjects, payments, shipped)
+		}
+		if rep.Failed != 1 || rep.Succeeded != 3 {
+			t.Fatalf("report %+v: the forged topic must be refused", rep.Stats)
+		}
+	})
+}
+
+func TestJSONDecodeErrors(t *testing.T) {
+	h := sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, v struct{ N int }) error {
+		if v.N != 3 {
+			return errors.New("wrong value")
+		}
+		return nil
+	})
+	m := &sqsconsumer.Message{}
+	m.MessageId = aws.String("m-9")
+	m.Body = aws.String(`{"N":3,"extra":true}`)
+	if err := h(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	m.Body = aws.String(`{"N":"three"}`)
+	var de *sqsconsumer.DecodeError
+	if err := h(context.Background(), m); !errors.As(err, &de) || de.MessageID != "m-9" || !strings.Contains(err.Error(), "malformed body") {
+		t.Fatalf("malformed: %v", err)
+	}
+}
+
+func TestMiddlewareChainRecoverTimeoutLogging(t *testing.T) {
+	var order []string
+	mark := func(name string) sqsconsumer.Middleware {
+		return func(next sqsconsumer.Handler) sqsconsumer.Handler {
+			return func(ctx context.Context, m *sqsconsumer.Message) error {
+				order = append(order, name)
+				return next(ctx, m)
+			}
+		}
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := sqsconsumer.Chain(func(ctx context.Context, m *sqsconsumer.Message) error {
+		order = append(order, "handler")
+		panic("boom")
+	}, mark("outer"), sqsconsumer.Logging(logger), sqsconsumer.Recover(), mark("inner"))
+	m := &sqsconsumer.Message{}
+	m.MessageId = aws.String("m-7")
+	err := h(context.Background(), m)
+	var pe *sqsconsumer.PanicError
+	if !errors.As(err, &pe) || pe.Value != "boom" {
+		t.Fatalf("recovered: %v", err)
+	}
+	if strings.Join(order, ",") != "outer,inner,handler" {
+		t.Fatalf("order %v", order)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), `"message_id":"m-7"`) || !strings.Contains(logs.String(), "boom") {
+		t.Fatalf("log: %s", logs.String())
+	}
+
+	synctest.Test(t, func(t *testing.T) {
+		slow := sqsconsumer.Chain(func(ctx context.Context, m *sqsconsumer.Message) error {
+			<-ctx.Done()
+			return nil // finished late: still a failure
+		}, sqsconsumer.Timeout(time.Second))
+		if err := slow(context.Background(), m); !errors.Is(err, sqsconsumer.ErrHandlerTimeout) {
+			t.Fatalf("timeout: %v", err)
+		}
+	})
+}
