@@ -43,6 +43,9 @@ type Consumer struct {
 	s        settings
 	strategy worker.Strategy
 	fifo     bool
+	// groupLimit bounds the handlers running at once per MessageGroupId: 1 on a FIFO queue,
+	// WithGroupLimit's on a standard one, 0 for none.
+	groupLimit int
 	lease    *lease.Manager // nil when the lease is off
 
 	started atomic.Bool
@@ -64,8 +67,12 @@ type Consumer struct {
 	report    *Report
 }
 
-// group holds the messages of one FIFO message group that wait for the one running.
-type group struct{ waiting []*Message }
+// group is one MessageGroupId's share: its running handlers and the messages waiting for one
+// of them to finish, in received order.
+type group struct {
+	running int
+	waiting []*Message
+}
 
 const maxReportedErrors = 100
 
@@ -110,8 +117,14 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 		groups: make(map[string]*group),
 	}
 	c.stats.concurrency = s.concurrency
-	if c.fifo {
+	switch {
+	case c.fifo:
 		c.s.ackInterval = 0
+		c.groupLimit = 1
+	case s.groupLimit > 0:
+		c.groupLimit = s.groupLimit
+	}
+	if c.groupLimit > 0 {
 		c.successors = make(chan *Message, strategy.Free())
 	}
 	if s.maxLease > 0 {
@@ -172,7 +185,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.harvester = newHarvester(c.client, c.queueURL, c.s.ackBatch, c.s.ackInterval, c.reportError, &c.stats)
 	go c.harvester.run()
 	successorsDone := make(chan struct{})
-	if c.fifo {
+	if c.groupLimit > 0 {
 		go func() {
 			defer close(successorsDone)
 			for m := range c.successors {
@@ -228,7 +241,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	cancel()
 	<-pollersDone
-	if c.fifo {
+	if c.groupLimit > 0 {
 		close(c.successors) // what is left fails to submit, the strategy being closed, and is released
 		<-successorsDone
 	}
@@ -316,7 +329,7 @@ func (c *Consumer) settle(m *Message, err error, released bool) {
 	}
 	m.cancel(context.Canceled)
 	c.stats.inFlight.Add(-1)
-	if c.fifo {
+	if m.groupSlot {
 		c.groupDone(m, ok)
 	}
 }
@@ -349,18 +362,26 @@ func visibilitySeconds(d time.Duration) int32 {
 	return int32(min(math.Ceil(d.Seconds()), MaxVisibilityTimeout.Seconds()))
 }
 
-// groupDone lets the next message of m's FIFO group run, or, when m did not succeed, releases
-// the group's waiting messages so that they come back after m, in order.
+// groupDone frees m's place among its group's running handlers and lets the next waiting
+// message of the group run. On a FIFO queue, when m did not succeed, the group's waiting
+// messages are released instead, so that they come back after m, in order.
 func (c *Consumer) groupDone(m *Message, ok bool) {
 	id := m.GroupID()
+	m.groupSlot = false
 	var next *Message
 	var rest []*Message
 	c.mu.Lock()
 	if g := c.groups[id]; g != nil {
-		if ok && len(g.waiting) > 0 {
+		g.running--
+		switch {
+		case c.fifo && !ok:
+			rest, g.waiting = g.waiting, nil
+		case len(g.waiting) > 0:
 			next, g.waiting = g.waiting[0], g.waiting[1:]
-		} else {
-			rest = g.waiting
+			next.groupSlot = true
+			g.running++
+		}
+		if g.running == 0 && len(g.waiting) == 0 {
 			delete(c.groups, id)
 		}
 	}

@@ -877,3 +877,59 @@ func TestFixedPollerCount(t *testing.T) {
 		}
 	})
 }
+
+// On a standard queue WithGroupLimit keeps one tenant (MessageGroupId) from taking every slot.
+func TestGroupLimitSharesSlotsBetweenTenants(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		send := func(tenant string, n int) {
+			for i := 0; i < n; i++ {
+				s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(tenant, i)), MessageGroupId: aws.String(tenant)})
+			}
+		}
+		send("big", 300)
+		send("small", 30)
+		var mu sync.Mutex
+		active := map[string]int{}
+		peak := map[string]int{}
+		var smallDone, bigAtSmallDone, total atomic.Int64
+		c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+			g := m.GroupID()
+			mu.Lock()
+			active[g]++
+			peak[g] = max(peak[g], active[g])
+			mu.Unlock()
+			latency := 5 * time.Millisecond
+			if g == "big" {
+				latency = 200 * time.Millisecond
+			}
+			advance(latency)
+			mu.Lock()
+			active[g]--
+			mu.Unlock()
+			if g == "small" && smallDone.Add(1) == 30 {
+				bigAtSmallDone.Store(total.Load())
+			}
+			total.Add(1)
+			return nil
+		}, sqsconsumer.WithConcurrency(8), sqsconsumer.WithGroupLimit(2))
+		stop := running(t, c)
+		for total.Load() < 330 {
+			advance(100 * time.Millisecond)
+		}
+		stop()
+		if peak["big"] > 2 || peak["small"] > 2 {
+			t.Fatalf("peak running per tenant %v, limit 2", peak)
+		}
+		if done := bigAtSmallDone.Load(); done > 150 {
+			t.Fatalf("the small tenant finished only after %d messages: the big one starved it", done)
+		}
+		if r := checkReportAddsUp(t, c); r.Succeeded != 330 {
+			t.Fatalf("report %+v", r.Stats)
+		}
+		if st, _ := s.Stats(url); st.Deleted != 330 {
+			t.Fatalf("queue %+v", st)
+		}
+	})
+}

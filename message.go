@@ -32,6 +32,7 @@ type Message struct {
 
 	receivedAt time.Time
 	env        *envelope.Envelope // parsed on first use by Envelope
+	groupSlot  bool               // holds one of its group's running places (see Consumer.groupLimit)
 	ctx        context.Context
 	cancel     context.CancelCauseFunc
 	lease      lease.Entry

@@ -61,6 +61,7 @@ type settings struct {
 	weight          func(*Message) int64
 	onError         func(error)
 	handlerTimeout  time.Duration
+	groupLimit      int
 }
 
 func defaults() settings {
@@ -286,6 +287,22 @@ func WithHandlerTimeout(d time.Duration) Option {
 			return invalid("WithHandlerTimeout", "%v, want >= 0", d)
 		}
 		s.handlerTimeout = d
+		return nil
+	}
+}
+
+// WithGroupLimit caps the handlers running at once for one MessageGroupId on a standard queue
+// (SQS fair queues use group ids as tenant ids), so one tenant's slow messages cannot take every
+// slot. A group's messages beyond the limit wait, up to the limit of them, holding capacity;
+// more than that are handed back to SQS to be received again a second later. Messages
+// without a group id are not limited. On a FIFO queue the limit is always 1, in order, and
+// this option changes nothing. 0, the default, sets no limit. n must be >= 0.
+func WithGroupLimit(n int) Option {
+	return func(s *settings) error {
+		if n < 0 {
+			return invalid("WithGroupLimit", "%d, want >= 0", n)
+		}
+		s.groupLimit = n
 		return nil
 	}
 }

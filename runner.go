@@ -101,8 +101,8 @@ func (c *Consumer) poll(ctx context.Context, startPoller func()) error {
 				c.settle(m, nil, true)
 				continue
 			}
-			if c.fifo && c.waitForGroup(m) {
-				continue // runs when the message ahead of it in its group is done
+			if c.groupLimit > 0 && c.waitForGroup(m) {
+				continue // runs when a message ahead of it in its group is done
 			}
 			c.submit(m)
 		}
@@ -157,18 +157,47 @@ func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) 
 	return out.Messages, nil
 }
 
-// waitForGroup parks m behind the running message of its FIFO group and reports true, or
-// marks its group running and reports false. A parked message keeps its reserved unit.
+// groupOverflow is how long a message stays invisible when its group already holds its
+// limit of running and waiting messages (WithGroupLimit on a standard queue).
+const groupOverflow = time.Second
+
+// waitForGroup applies the group limit to m: it takes one of its group's running places and
+// reports false (m runs now), or parks m behind them and reports true. A parked message keeps
+// its reserved unit. On a standard queue a group parks at most its limit of messages; beyond
+// that m is handed back to SQS for a second (reported true too), so that one busy tenant
+// cannot fill the consumer's capacity with waiting messages.
 func (c *Consumer) waitForGroup(m *Message) bool {
 	id := m.GroupID()
+	if id == "" {
+		return false
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if g := c.groups[id]; g != nil {
+	g := c.groups[id]
+	if g == nil {
+		g = &group{}
+		c.groups[id] = g
+	}
+	switch {
+	case g.running < c.groupLimit:
+		g.running++
+		m.groupSlot = true
+		c.mu.Unlock()
+		return false
+	case c.fifo || len(g.waiting) < c.groupLimit:
 		g.waiting = append(g.waiting, m)
+		c.mu.Unlock()
 		return true
 	}
-	c.groups[id] = &group{}
-	return false
+	c.mu.Unlock()
+	c.strategy.Unreserve(1)
+	if c.lease != nil {
+		c.lease.Remove(&m.lease)
+	}
+	c.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: visibilitySeconds(groupOverflow)})
+	m.cancel(context.Canceled)
+	c.stats.released.Add(1)
+	c.stats.inFlight.Add(-1)
+	return true
 }
 
 // submit hands m, which holds a reserved unit, to the strategy.
