@@ -46,7 +46,7 @@ type Consumer struct {
 	// groupLimit bounds the handlers running at once per MessageGroupId: 1 on a FIFO queue,
 	// WithGroupLimit's on a standard one, 0 for none.
 	groupLimit int
-	lease    *lease.Manager // nil when the lease is off
+	lease      *lease.Manager // nil when the lease is off
 
 	started atomic.Bool
 	stats   counters
