@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -25,9 +26,12 @@ var queueSeq atomic.Int64
 // emuQueue creates a fresh queue on the emulator.
 func emuQueue(t testing.TB, client *sqs.Client, attrs map[string]string) string {
 	t.Helper()
-	name := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()), queueSeq.Add(1))
-	if len(name) > 75 {
-		name = name[len(name)-75:]
+	name := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", "_", "-", "=", "-").Replace(t.Name()), queueSeq.Add(1))
+	if len(name) > 70 {
+		name = name[len(name)-70:]
+	}
+	if attrs["FifoQueue"] == "true" {
+		name += ".fifo"
 	}
 	out, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
 	if err != nil {
@@ -268,5 +272,105 @@ func TestEmulatorMissingQueueEndsRunWithError(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not end on a missing queue")
+	}
+}
+
+// FIFO on the real protocol: groups in order under random latency and failures.
+func TestEmulatorFIFOOrderPerGroup(t *testing.T) {
+	client := emulatorClient(t)
+	url := emuQueue(t, client, map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+	groups := []string{"g1", "g2", "g3"}
+	const perGroup = 20
+	for i := 0; i < perGroup; i++ {
+		var entries []types.SendMessageBatchRequestEntry
+		for j, g := range groups {
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(j)),
+				MessageBody: aws.String(fmt.Sprintf("%s-%02d", g, i)), MessageGroupId: aws.String(g)})
+		}
+		if out, err := client.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries}); err != nil || len(out.Failed) > 0 {
+			t.Fatalf("send: %v %+v", err, out)
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string][]string{}
+	failedOnce := map[string]bool{}
+	var done atomic.Int64
+	all := make(chan struct{})
+	c, err := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+		body := *m.Body
+		advance(time.Duration(len(body)%7) * 3 * time.Millisecond) // work of 0-18 ms
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasSuffix(body, "5") && !failedOnce[body] {
+			failedOnce[body] = true
+			return errors.New("fails once")
+		}
+		g := m.GroupID()
+		seen[g] = append(seen[g], body)
+		if done.Add(1) == int64(perGroup*len(groups)) {
+			close(all)
+		}
+		return nil
+	}, sqsconsumer.WithConcurrency(8), sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := running(t, c)
+	select {
+	case <-all:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("handled %d of %d", done.Load(), perGroup*len(groups))
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		for i, body := range seen[g] {
+			if want := fmt.Sprintf("%s-%02d", g, i); body != want {
+				t.Fatalf("group %s position %d: %s (order %v)", g, i, body, seen[g])
+			}
+		}
+	}
+	checkReportAddsUp(t, c)
+}
+
+// SNS-shaped bodies on the real protocol, routed by topic with an allowlist.
+func TestEmulatorSNSBodiesRoutedByTopic(t *testing.T) {
+	client := emulatorClient(t)
+	url := emuQueue(t, client, nil)
+	for _, body := range []string{
+		snsBody("arn:aws:sns:eu-west-1:123456789012:orders", "o", `{"id":1}`, nil),
+		snsBody("arn:aws:sns:eu-west-1:123456789012:refunds", "r", `{"id":2}`, nil),
+		snsBody("arn:aws:sns:eu-west-1:666666666666:orders", "forged", `{"id":3}`, nil),
+	} {
+		if _, err := client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type payload struct{ ID int }
+	got := make(chan string, 4)
+	router := sqsconsumer.NewTopicRouter().
+		Route("orders", sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, p payload) error {
+			got <- fmt.Sprint("orders ", p.ID)
+			return nil
+		})).
+		Route("refunds", sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, p payload) error {
+			got <- fmt.Sprint("refunds ", p.ID)
+			return nil
+		}))
+	c, _ := sqsconsumer.New(client, url, sqsconsumer.Chain(router.Handle,
+		sqsconsumer.Unwrap(sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders", "arn:aws:sns:eu-west-1:123456789012:refunds"))),
+		sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }))
+	stop := running(t, c)
+	a, b := <-got, <-got
+	eventually(t, 10*time.Second, "the forged notification was not refused", func() bool { return c.Stats().Failed == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(min(a, b), " / ", max(a, b)) != "orders 1 / refunds 2" {
+		t.Fatalf("routed %q and %q", a, b)
+	}
+	if r := checkReportAddsUp(t, c); r.Succeeded != 2 || r.Failed != 1 {
+		t.Fatalf("report %+v", r.Stats)
 	}
 }
