@@ -93,3 +93,56 @@ func ExampleWithStrategy() {
 	fmt.Println(c != nil, err)
 	// Output: true <nil>
 }
+
+// A router dispatches on a message attribute; SNS notifications are unwrapped first, and a
+// payload is decoded into a typed value. Unrouted messages fail with ErrNoRoute, so they are
+// retried and dead-lettered, never lost.
+func ExampleRouter() {
+	type OrderCreated struct {
+		ID    int      `json:"id"`
+		Items []string `json:"items"`
+	}
+	router := sqsconsumer.NewRouter(sqsconsumer.ByAttribute("type")).
+		Route("order.created", sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, o OrderCreated) error {
+			fmt.Println("order", o.ID, o.Items)
+			return nil
+		}))
+	handler := sqsconsumer.Chain(router.Handle,
+		sqsconsumer.Unwrap(sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders")))
+
+	client := sqstest.New()
+	url := client.MustCreateQueue("orders", nil)
+	body := `{"Type":"Notification","MessageId":"1","TopicArn":"arn:aws:sns:eu-west-1:123456789012:orders",` +
+		`"Message":"{\"id\":7,\"items\":[\"pears\"]}","MessageAttributes":{"type":{"Type":"String","Value":"order.created"}}}`
+	client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+		defer cancel()
+		return handler(ctx, m)
+	}, sqsconsumer.WithWaitTime(time.Second))
+	c.Run(ctx)
+	fmt.Println("succeeded:", c.Report().Succeeded)
+	// Output:
+	// order 7 [pears]
+	// succeeded: 1
+}
+
+// A batch handler gets up to 10 messages at once and names the ones that failed; only those
+// are retried.
+func ExampleBatch() {
+	handler, err := sqsconsumer.Batch(func(ctx context.Context, msgs []*sqsconsumer.Message) error {
+		failed := sqsconsumer.BatchFailures{}
+		for _, m := range msgs {
+			if *m.Body == "bad" {
+				failed[*m.MessageId] = errors.New("cannot process")
+			}
+		}
+		if len(failed) > 0 {
+			return failed
+		}
+		return nil
+	}, 10, 100*time.Millisecond)
+	fmt.Println(handler != nil, err)
+	// Output: true <nil>
+}
