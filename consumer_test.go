@@ -933,3 +933,47 @@ func TestGroupLimitSharesSlotsBetweenTenants(t *testing.T) {
 		}
 	})
 }
+
+// attemptClient records the ReceiveRequestAttemptId of each receive and fails the ones asked.
+type attemptClient struct {
+	sqsconsumer.Client
+	mu       sync.Mutex
+	attempts []string
+	fail     map[int]bool // by call number, from 0
+}
+
+func (c *attemptClient) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	c.mu.Lock()
+	call := len(c.attempts)
+	c.attempts = append(c.attempts, aws.ToString(in.ReceiveRequestAttemptId))
+	c.mu.Unlock()
+	if c.fail[call] {
+		return nil, sqstest.ServerError()
+	}
+	return c.Client.ReceiveMessage(ctx, in, optFns...)
+}
+
+func TestFIFOReceiveRetriesReuseTheAttemptID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String("x"), MessageGroupId: aws.String("g")})
+		ac := &attemptClient{Client: s, fail: map[int]bool{0: true, 1: true}}
+		done := make(chan struct{})
+		opt, _ := errorsTo(t)
+		c, _ := sqsconsumer.New(ac, url, func(context.Context, *sqsconsumer.Message) error { close(done); return nil }, opt, sqsconsumer.WithWaitTime(time.Second))
+		stop := running(t, c)
+		<-done
+		advance(3 * time.Second)
+		stop()
+		ac.mu.Lock()
+		defer ac.mu.Unlock()
+		if len(ac.attempts) < 4 {
+			t.Fatalf("%d receives", len(ac.attempts))
+		}
+		a := ac.attempts
+		if a[0] == "" || a[1] != a[0] || a[2] != a[0] || a[3] == a[0] {
+			t.Fatalf("attempt ids %q: the retries of a failed receive must reuse its id, the next receive take a new one", a[:4])
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -43,12 +44,16 @@ func (c *Consumer) poll(ctx context.Context, startPoller func()) error {
 		}
 	}()
 	failures, fatals := 0, 0
+	attempt := "" // FIFO: the ReceiveRequestAttemptId a failed receive is retried with
 	for ctx.Err() == nil {
 		n, err := c.strategy.Reserve(ctx, c.s.receiveBatch)
 		if err != nil {
 			return nil // ctx ended, or the strategy was closed: shutting down
 		}
-		msgs, err := c.receive(ctx, n)
+		if c.fifo && attempt == "" {
+			attempt = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+		}
+		msgs, err := c.receive(ctx, n, attempt)
 		if err != nil {
 			c.strategy.Unreserve(n)
 			c.stats.receiveErrors.Add(1)
@@ -67,7 +72,7 @@ func (c *Consumer) poll(ctx context.Context, startPoller func()) error {
 			}
 			continue
 		}
-		failures, fatals = 0, 0
+		failures, fatals, attempt = 0, 0, ""
 		c.stats.receives.Add(1)
 		if extra := len(msgs) - n; extra > 0 {
 			// SQS never returns more than asked; a misbehaving server could. Keep the bound.
@@ -139,18 +144,25 @@ func (c *Consumer) shrinkPollers() bool {
 
 // receive makes one ReceiveMessage call for up to n messages, on a ctx detached from Run's so
 // that a shutdown does not abandon it: messages SQS hands out are then released, not orphaned.
-func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) {
+// On a FIFO queue attempt is the ReceiveRequestAttemptId: the retry of a receive that failed
+// (say, its response was lost) reuses it, so SQS returns the same messages instead of
+// keeping them invisible, and their groups locked, for the visibility timeout.
+func (c *Consumer) receive(ctx context.Context, n int, attempt string) ([]types.Message, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.waitTime+receiveGrace)
 	defer cancel()
 	c.stats.requests.Add(1)
-	out, err := c.client.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
+	in := &sqs.ReceiveMessageInput{
 		QueueUrl:                    &c.queueURL,
 		MaxNumberOfMessages:         int32(n),
 		WaitTimeSeconds:             int32(c.s.waitTime / time.Second),
 		VisibilityTimeout:           int32(c.s.visibility / time.Second),
 		MessageSystemAttributeNames: allSystemAttributes,
 		MessageAttributeNames:       allMessageAttributes,
-	})
+	}
+	if attempt != "" {
+		in.ReceiveRequestAttemptId = &attempt
+	}
+	out, err := c.client.ReceiveMessage(rctx, in)
 	if err != nil {
 		return nil, err
 	}
