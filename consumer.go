@@ -101,6 +101,9 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 			return nil, err
 		}
 	}
+	if s.sender == nil {
+		s.sender, _ = client.(Sender)
+	}
 	strategy, err := s.strategy(s.concurrency)
 	if err != nil {
 		return nil, fmt.Errorf("%w: WithStrategy: %w", ErrInvalidOption, err)
@@ -321,6 +324,11 @@ func (c *Consumer) settle(m *Message, err error, released bool) {
 	case errors.Is(cause, ErrShutdownTimeout):
 		c.release(m)
 		c.stats.cancelled.Add(1)
+	case c.rerouted(m, err):
+		c.harvester.add(ackReq{kind: ackDelete, id: m.id(), handle: m.ReceiptHandle})
+		c.stats.succeeded.Add(1)
+		c.stats.rerouted.Add(1)
+		ok = true
 	default:
 		c.stats.failed.Add(1)
 		if secs, change := c.retryVisibility(m, err); change {
@@ -332,6 +340,20 @@ func (c *Consumer) settle(m *Message, err error, released bool) {
 	if m.groupSlot {
 		c.groupDone(m, ok)
 	}
+}
+
+// rerouted reports whether err asks for m to be moved to another queue and the copy was sent;
+// a reroute that failed is reported, and m is then treated as failed.
+func (c *Consumer) rerouted(m *Message, err error) bool {
+	var r *RerouteError
+	if !errors.As(err, &r) {
+		return false
+	}
+	if err := c.reroute(m, r); err != nil {
+		c.reportError(err)
+		return false
+	}
+	return true
 }
 
 func (c *Consumer) release(m *Message) {

@@ -126,6 +126,8 @@ func TestNewValidates(t *testing.T) {
 		{"WithWeight", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithWeight(nil)}},
 		{"WithErrorHandler", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithErrorHandler(nil)}},
 		{"WithHandlerTimeout", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithHandlerTimeout(-time.Second)}},
+		{"WithSender", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithSender(nil)}},
+		{"WithGroupLimit", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithGroupLimit(-1)}},
 		{"option", s, "u", h, []sqsconsumer.Option{nil}},
 	}
 	for _, tc := range cases {
@@ -974,6 +976,70 @@ func TestFIFOReceiveRetriesReuseTheAttemptID(t *testing.T) {
 		a := ac.attempts
 		if a[0] == "" || a[1] != a[0] || a[2] != a[0] || a[3] == a[0] {
 			t.Fatalf("attempt ids %q: the retries of a failed receive must reuse its id, the next receive take a new one", a[:4])
+		}
+	})
+}
+
+func TestRerouteMovesToADelayQueueThenDeletes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New(sqstest.WithStrict())
+		url := s.MustCreateQueue("work", nil)
+		delayed := s.MustCreateQueue("work-delayed", nil)
+		fifoTarget := s.MustCreateQueue("work-prio.fifo", map[string]string{"FifoQueue": "true"})
+		for _, body := range []string{"saturated", "prio", "badfifo", "sendfails"} {
+			s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body),
+				MessageAttributes: map[string]types.MessageAttributeValue{"k": {DataType: aws.String("String"), StringValue: aws.String("v-" + body)}}})
+		}
+		s.SetFaults(sqstest.Faults{Call: func(op string, in any) error {
+			if op == "SendMessage" && aws.ToString(in.(*sqs.SendMessageInput).MessageBody) == "sendfails" {
+				return sqstest.ServerError()
+			}
+			return nil
+		}})
+		opt, errs := errorsTo(t)
+		c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+			switch *m.Body {
+			case "saturated", "sendfails":
+				return sqsconsumer.Reroute(delayed, 2*time.Minute, errors.New("downstream saturated"))
+			case "prio":
+				return sqsconsumer.Reroute(fifoTarget, 0, nil)
+			case "badfifo":
+				return sqsconsumer.Reroute(fifoTarget, time.Minute, nil) // FIFO queues take no delay
+			}
+			return nil
+		}, opt, sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }))
+		stop := running(t, c)
+		for c.Stats().Succeeded+c.Stats().Failed < 4 {
+			advance(10 * time.Millisecond)
+		}
+		stop()
+		r := checkReportAddsUp(t, c)
+		if r.Rerouted != 2 || r.Succeeded != 2 || r.Failed != 2 {
+			t.Fatalf("report %+v", r.Stats)
+		}
+		if st, _ := s.Stats(url); st.Deleted != 2 || st.InFlight != 2 {
+			t.Fatalf("source %+v: the two that could not move must stay", st)
+		}
+		if st, _ := s.Stats(delayed); st.Delayed != 1 {
+			t.Fatalf("delay queue %+v, want one message delayed", st)
+		}
+		advance(2 * time.Minute)
+		out, _ := s.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &delayed, MessageAttributeNames: []string{"All"}})
+		if len(out.Messages) != 1 || *out.Messages[0].Body != "saturated" || *out.Messages[0].MessageAttributes["k"].StringValue != "v-saturated" {
+			t.Fatalf("delay queue holds %+v", out.Messages)
+		}
+		out, _ = s.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &fifoTarget})
+		if len(out.Messages) != 1 || *out.Messages[0].Body != "prio" {
+			t.Fatalf("FIFO target holds %+v", out.Messages)
+		}
+		var rerouteErrs int
+		for _, err := range errs() {
+			if errors.Is(err, sqsconsumer.ErrReroute) {
+				rerouteErrs++
+			}
+		}
+		if rerouteErrs != 2 {
+			t.Fatalf("reported %v", errs())
 		}
 	})
 }

@@ -62,6 +62,7 @@ type settings struct {
 	onError         func(error)
 	handlerTimeout  time.Duration
 	groupLimit      int
+	sender          Sender
 }
 
 func defaults() settings {

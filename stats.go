@@ -14,7 +14,8 @@ type Stats struct {
 	ReceiveErrors int64 // ReceiveMessage calls that failed
 	Received      int64 // messages received
 
-	Succeeded int64 // handler returned nil (the message was queued for deletion)
+	Succeeded int64 // handler returned nil, or Reroute and the copy was sent (the message was queued for deletion)
+	Rerouted  int64 // of Succeeded, how many were moved to another queue (Reroute)
 	Failed    int64 // handler returned an error or panicked, or the message could not be run
 	Panics    int64 // of Failed, how many panicked
 	TimedOut  int64 // of Failed, how many ran past WithHandlerTimeout
@@ -43,7 +44,7 @@ type counters struct {
 	receives, emptyReceives, receiveErrors, received                    atomic.Int64
 	succeeded, failed, panics, timedOut, released, cancelled, leaseLost atomic.Int64
 	acked, ackFailed, visibilityFailed, leaseExtended, inFlight         atomic.Int64
-	pollers, requests                                                   atomic.Int64
+	pollers, requests, rerouted                                         atomic.Int64
 	busy, firstStart, lastEnd                                           atomic.Int64 // ns; Unix times, 0 before the first
 	concurrency                                                         int
 }
@@ -64,7 +65,7 @@ func (c *counters) handled(start, end time.Time) {
 func (c *counters) snapshot() Stats {
 	st := Stats{
 		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(),
-		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), TimedOut: c.timedOut.Load(),
+		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Rerouted: c.rerouted.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), TimedOut: c.timedOut.Load(),
 		Released: c.released.Load(), Cancelled: c.cancelled.Load(), LeaseLost: c.leaseLost.Load(),
 		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), VisibilityFailed: c.visibilityFailed.Load(),
 		LeaseExtended: c.leaseExtended.Load(), InFlight: c.inFlight.Load(),
