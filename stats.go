@@ -79,3 +79,22 @@ func (c *counters) snapshot() Stats {
 	}
 	return st
 }
+
+// add returns s and o added up, with the ratios recomputed (Utilisation is not additive and is
+// left 0).
+func (s Stats) add(o Stats) Stats {
+	r := Stats{
+		Receives: s.Receives + o.Receives, EmptyReceives: s.EmptyReceives + o.EmptyReceives,
+		ReceiveErrors: s.ReceiveErrors + o.ReceiveErrors, Received: s.Received + o.Received,
+		Succeeded: s.Succeeded + o.Succeeded, Rerouted: s.Rerouted + o.Rerouted, Failed: s.Failed + o.Failed,
+		Panics: s.Panics + o.Panics, TimedOut: s.TimedOut + o.TimedOut, Released: s.Released + o.Released,
+		Cancelled: s.Cancelled + o.Cancelled, LeaseLost: s.LeaseLost + o.LeaseLost, Acked: s.Acked + o.Acked,
+		AckFailed: s.AckFailed + o.AckFailed, VisibilityFailed: s.VisibilityFailed + o.VisibilityFailed,
+		LeaseExtended: s.LeaseExtended + o.LeaseExtended, InFlight: s.InFlight + o.InFlight,
+		Pollers: s.Pollers + o.Pollers, Requests: s.Requests + o.Requests, HandlerTime: s.HandlerTime + o.HandlerTime,
+	}
+	if r.Received > 0 {
+		r.RequestsPerMessage = float64(r.Requests) / float64(r.Received)
+	}
+	return r
+}
