@@ -728,7 +728,7 @@ func TestFIFOGroupsRunInOrderOneAtATime(t *testing.T) {
 				seen := map[string][]string{}
 				active := map[string]int{}
 				var parallel, peak int
-				failedOnce := false
+				failed := map[string]bool{}
 				done := make(chan struct{})
 				total := 0
 				c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
@@ -741,14 +741,14 @@ func TestFIFOGroupsRunInOrderOneAtATime(t *testing.T) {
 						t.Errorf("group %s has %d handlers at once", g, active[g])
 					}
 					mu.Unlock()
-					advance(10 * time.Millisecond)
+					advance(benchkit.LatencyOf(*m.Body) / 5) // 2..10 ms, fixed by the body
 					mu.Lock()
 					defer mu.Unlock()
 					active[g]--
 					parallel--
-					if *m.Body == "b-005" && !failedOnce {
-						failedOnce = true
-						return errors.New("fail once: the rest of b must wait for its retry")
+					if strings.HasSuffix(*m.Body, "7") && !failed[*m.Body] {
+						failed[*m.Body] = true
+						return errors.New("fail once: the rest of the group must wait for its retry")
 					}
 					seen[g] = append(seen[g], *m.Body)
 					total++
