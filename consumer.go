@@ -92,14 +92,9 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 	if h == nil {
 		return nil, invalid("handler", "nil")
 	}
-	s := defaults()
-	for i, o := range opts {
-		if o == nil {
-			return nil, invalid("option", "option %d is nil", i)
-		}
-		if err := o(&s); err != nil {
-			return nil, err
-		}
+	s, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if s.sender == nil {
 		s.sender, _ = client.(Sender)

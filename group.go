@@ -39,14 +39,9 @@ type Group struct {
 // bounds the handlers running at once across all queues, and WithStrategy picks how they run.
 // Invalid options are an error wrapping ErrInvalidOption. NewGroup starts no goroutine.
 func NewGroup(opts ...Option) (*Group, error) {
-	s := defaults()
-	for i, o := range opts {
-		if o == nil {
-			return nil, invalid("option", "option %d is nil", i)
-		}
-		if err := o(&s); err != nil {
-			return nil, err
-		}
+	s, err := applyOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	probe, err := s.strategy(s.concurrency)
 	if err != nil {

@@ -84,6 +84,20 @@ func defaults() settings {
 	}
 }
 
+// applyOptions applies opts, in order, to the defaults.
+func applyOptions(opts []Option) (settings, error) {
+	s := defaults()
+	for i, o := range opts {
+		if o == nil {
+			return s, invalid("option", "option %d is nil", i)
+		}
+		if err := o(&s); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
 func invalid(option string, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, option, fmt.Sprintf(format, args...))
 }

@@ -84,13 +84,19 @@ func run(out io.Writer, for_ time.Duration) error {
 		h     sqsconsumer.Handler
 		share sqsconsumer.Share
 	}{
-		{"payments", func(ctx context.Context, m *sqsconsumer.Message) error { work("payments", 5*time.Millisecond); return nil },
+		{"payments", func(ctx context.Context, m *sqsconsumer.Message) error {
+			work("payments", 5*time.Millisecond)
+			return nil
+		},
 			sqsconsumer.Share{Priority: 1}},
 		{"orders", sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, o Order) error {
 			work("orders", 10*time.Millisecond)
 			return nil
 		}), sqsconsumer.Share{Weight: 3}},
-		{"emails", func(ctx context.Context, m *sqsconsumer.Message) error { work("emails", 10*time.Millisecond); return nil },
+		{"emails", func(ctx context.Context, m *sqsconsumer.Message) error {
+			work("emails", 10*time.Millisecond)
+			return nil
+		},
 			sqsconsumer.Share{Weight: 1}},
 	}
 	for _, a := range adds {
