@@ -61,6 +61,8 @@ type Consumer struct {
 	// Every message in it holds a reserved unit, so it never holds more than the units.
 	successors chan *Message
 
+	stopper *stopCheck // nil without WithStopPolicy; set by Run
+
 	mu        sync.Mutex
 	groups    map[string]*group // FIFO groups with a message running
 	ackErrors []error           // the first maxReportedErrors, for the report
@@ -180,6 +182,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer stopPolling()
 	c.handlerBase = base
 	c.runCtx = pollCtx
+	stopperDone := make(chan struct{})
+	if c.s.stopPolicy != nil {
+		c.stopper = &stopCheck{policy: c.s.stopPolicy, stop: stopPolling}
+		c.stopper.touch(time.Now())
+		go func() { // checks the policy a few times a second, e.g. for idle time during a long poll
+			defer close(stopperDone)
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-pollCtx.Done():
+					return
+				case now := <-t.C:
+					c.stopper.check(now)
+				}
+			}
+		}()
+	} else {
+		close(stopperDone)
+	}
 	c.harvester = newHarvester(c.client, c.queueURL, c.s.ackBatch, c.s.ackInterval, c.reportError, &c.stats)
 	go c.harvester.run()
 	successorsDone := make(chan struct{})
@@ -217,7 +239,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		startPoller()
 	}
 	pollersDone := make(chan struct{})
-	go func() { pollers.Wait(); close(pollersDone) }()
+	go func() { pollers.Wait(); <-stopperDone; close(pollersDone) }()
 	select {
 	case <-pollCtx.Done():
 	case <-pollersDone:
@@ -270,8 +292,14 @@ func (c *Consumer) reportError(err error) {
 func (c *Consumer) handle(m *Message) {
 	start := time.Now()
 	err := c.call(m)
-	c.stats.handled(start, time.Now())
+	end := time.Now()
+	c.stats.handled(start, end)
 	c.settle(m, err, false)
+	if c.stopper != nil {
+		c.stopper.handled.Add(1)
+		c.stopper.touch(end)
+		c.stopper.check(end)
+	}
 }
 
 func (c *Consumer) call(m *Message) (err error) {

@@ -63,6 +63,7 @@ type settings struct {
 	handlerTimeout  time.Duration
 	groupLimit      int
 	sender          Sender
+	stopPolicy      StopPolicy
 }
 
 func defaults() settings {

@@ -83,6 +83,12 @@ func (c *Consumer) poll(ctx context.Context, startPoller func()) error {
 			msgs = msgs[:n]
 		}
 		c.strategy.Unreserve(n - len(msgs))
+		if c.stopper != nil {
+			if len(msgs) > 0 {
+				c.stopper.touch(time.Now())
+			}
+			c.stopper.check(time.Now())
+		}
 		if len(msgs) == 0 {
 			c.stats.emptyReceives.Add(1)
 			if c.shrinkPollers() {
