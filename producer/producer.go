@@ -1,0 +1,396 @@
+// Package producer sends messages to an SQS queue in batches: concurrent Send calls share
+// SendMessageBatch requests of up to 10 entries and the queue's size limit, partial failures
+// are retried per message, and Flush and Close lose nothing.
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
+	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
+)
+
+// Client is the subset of *sqs.Client a Producer calls; sqstest.Server satisfies it too.
+type Client interface {
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
+// Errors; test with errors.Is.
+var (
+	ErrInvalidOption = errors.New("producer: invalid option")
+	ErrInvalid       = errors.New("producer: invalid message") // refused before any request
+	ErrTooLarge      = errors.New("producer: message larger than the queue's MaximumMessageSize")
+	ErrClosed        = errors.New("producer: closed")
+)
+
+// Message is one message to send.
+type Message struct {
+	Body       string
+	Delay      time.Duration // 0..15 min, whole seconds; not on FIFO queues
+	Attributes map[string]types.MessageAttributeValue
+	// GroupID is required on a FIFO queue; on a standard queue it is passed on (fair queues).
+	GroupID string
+	// DeduplicationID is for FIFO queues without content-based deduplication.
+	DeduplicationID string
+}
+
+// SendError is why SQS refused a message after the retries.
+type SendError struct {
+	Code        string
+	SenderFault bool
+	Err         error
+}
+
+func (e *SendError) Error() string { return "producer: send failed: " + e.Code + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *SendError) Unwrap() error { return e.Err }
+
+// Option configures a Producer.
+type Option func(*Producer) error
+
+// WithBatchWindow sets how long a partial batch waits for more messages before it is sent
+// (default 5 ms). 0 sends at once what has gathered. d must be >= 0.
+func WithBatchWindow(d time.Duration) Option {
+	return func(p *Producer) error {
+		if d < 0 {
+			return fmt.Errorf("%w: WithBatchWindow %v, want >= 0", ErrInvalidOption, d)
+		}
+		p.window = d
+		return nil
+	}
+}
+
+// WithMaxMessageSize sets the size limit instead of reading the queue's MaximumMessageSize
+// attribute (which needs sqs:GetQueueAttributes). n must be 1 KiB..1 MiB.
+func WithMaxMessageSize(n int) Option {
+	return func(p *Producer) error {
+		if n < 1024 || n > 1<<20 {
+			return fmt.Errorf("%w: WithMaxMessageSize %d, want 1024..1048576", ErrInvalidOption, n)
+		}
+		p.maxBytes = n
+		return nil
+	}
+}
+
+const (
+	attempts    = 4 // tries of an entry SQS says may succeed later
+	callTimeout = 30 * time.Second
+)
+
+var retry = backoff.Exponential{Base: 50 * time.Millisecond, Max: time.Second}
+
+// Producer batches messages to one queue. It is safe for concurrent use. Create it with New.
+type Producer struct {
+	client   Client
+	queueURL string
+	fifo     bool
+	window   time.Duration
+
+	sizeMu   sync.Mutex
+	maxBytes int // the queue's MaximumMessageSize, once known
+
+	mu      sync.Mutex
+	pending []*send
+	bytes   int
+	timer   *time.Timer
+	gen     int
+	closed  bool
+	sends   sync.WaitGroup // batches being sent
+	calls   int64          // SendMessageBatch requests made
+}
+
+type send struct {
+	m    Message
+	size int
+	id   string
+	err  error
+	done chan struct{}
+}
+
+// New returns a producer for the queue at queueURL (a FIFO queue when it ends in ".fifo").
+// It validates its arguments (errors wrap ErrInvalidOption), makes no call and starts no
+// goroutine.
+func New(client Client, queueURL string, opts ...Option) (*Producer, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", ErrInvalidOption)
+	}
+	if strings.TrimSpace(queueURL) == "" {
+		return nil, fmt.Errorf("%w: empty queue URL", ErrInvalidOption)
+	}
+	p := &Producer{client: client, queueURL: queueURL, fifo: strings.HasSuffix(queueURL, ".fifo"), window: 5 * time.Millisecond}
+	for _, o := range opts {
+		if err := o(p); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Requests reports how many SendMessageBatch requests the producer has made.
+func (p *Producer) Requests() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// limit returns the queue's size limit, reading MaximumMessageSize on first use (and again
+// after a failed read).
+func (p *Producer) limit(ctx context.Context) (int, error) {
+	p.sizeMu.Lock()
+	defer p.sizeMu.Unlock()
+	if p.maxBytes > 0 {
+		return p.maxBytes, nil
+	}
+	out, err := p.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &p.queueURL,
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameMaximumMessageSize}})
+	if err != nil {
+		return 0, fmt.Errorf("producer: read MaximumMessageSize: %w", err)
+	}
+	v := out.Attributes[string(types.QueueAttributeNameMaximumMessageSize)]
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("producer: queue MaximumMessageSize %q", v)
+	}
+	p.maxBytes = n
+	return n, nil
+}
+
+// size is what SQS counts against MaximumMessageSize: the body and every attribute's name,
+// type and value.
+func size(m Message) int {
+	n := len(m.Body)
+	for k, v := range m.Attributes {
+		n += len(k) + len(aws.ToString(v.DataType)) + len(aws.ToString(v.StringValue)) + len(v.BinaryValue)
+	}
+	return n
+}
+
+func (p *Producer) check(m Message, limit int) (int, error) {
+	switch {
+	case m.Body == "":
+		return 0, fmt.Errorf("%w: empty body", ErrInvalid)
+	case m.Delay < 0 || m.Delay > 15*time.Minute:
+		return 0, fmt.Errorf("%w: delay %v, want 0..15m", ErrInvalid, m.Delay)
+	case p.fifo && m.Delay > 0:
+		return 0, fmt.Errorf("%w: FIFO queues take no per-message delay", ErrInvalid)
+	case p.fifo && m.GroupID == "":
+		return 0, fmt.Errorf("%w: a FIFO queue needs a GroupID", ErrInvalid)
+	case len(m.Attributes) > 10:
+		return 0, fmt.Errorf("%w: %d attributes, at most 10", ErrInvalid, len(m.Attributes))
+	}
+	n := size(m)
+	if n > limit {
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
+	}
+	return n, nil
+}
+
+// Send queues m for the next batch and blocks until SQS accepted it (returning its MessageId)
+// or refused it (a *SendError after the retries SQS allows), or ctx ends. A message refused
+// before any request (ErrInvalid, ErrTooLarge) costs nothing. When ctx ends first, Send
+// returns ctx's error but the message may still be sent with its batch.
+func (p *Producer) Send(ctx context.Context, m Message) (string, error) {
+	s, err := p.enqueue(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	select {
+	case <-s.done:
+		return s.id, s.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Result is one message's outcome in SendBatch.
+type Result struct {
+	MessageID string
+	Err       error
+}
+
+// SendBatch sends msgs, batched with each other and with concurrent Sends, and returns each
+// one's outcome in order. It blocks until all are settled or ctx ends (then the outcomes not
+// yet known are ctx's error).
+func (p *Producer) SendBatch(ctx context.Context, msgs []Message) []Result {
+	out := make([]Result, len(msgs))
+	sends := make([]*send, len(msgs))
+	for i, m := range msgs {
+		s, err := p.enqueue(ctx, m)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		sends[i] = s
+	}
+	for i, s := range sends {
+		if s == nil {
+			continue
+		}
+		select {
+		case <-s.done:
+			out[i] = Result{MessageID: s.id, Err: s.err}
+		case <-ctx.Done():
+			out[i].Err = ctx.Err()
+		}
+	}
+	return out
+}
+
+func (p *Producer) enqueue(ctx context.Context, m Message) (*send, error) {
+	limit, err := p.limit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := p.check(m, limit)
+	if err != nil {
+		return nil, err
+	}
+	s := &send{m: m, size: n, done: make(chan struct{})}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if len(p.pending) > 0 && p.bytes+n > limit {
+		p.flushLocked() // this message would make the batch too large: send what is there
+	}
+	p.pending = append(p.pending, s)
+	p.bytes += n
+	switch {
+	case len(p.pending) >= 10 || p.window == 0:
+		p.flushLocked()
+	case len(p.pending) == 1:
+		gen := p.gen
+		p.timer = time.AfterFunc(p.window, func() {
+			p.mu.Lock()
+			if gen == p.gen {
+				p.flushLocked()
+			}
+			p.mu.Unlock()
+		})
+	}
+	p.mu.Unlock()
+	return s, nil
+}
+
+// flushLocked starts sending the pending batch; p.mu is held.
+func (p *Producer) flushLocked() {
+	if len(p.pending) == 0 {
+		return
+	}
+	batch := p.pending
+	p.pending, p.bytes = nil, 0
+	p.gen++
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.sends.Add(1)
+	go func() {
+		defer p.sends.Done()
+		p.deliver(batch)
+	}()
+}
+
+// deliver sends one batch, retrying the entries and calls that may succeed later.
+func (p *Producer) deliver(batch []*send) {
+	for attempt := 1; len(batch) > 0; attempt++ {
+		entries := make([]types.SendMessageBatchRequestEntry, len(batch))
+		for i, s := range batch {
+			e := types.SendMessageBatchRequestEntry{Id: batchid.For(i), MessageBody: aws.String(s.m.Body),
+				MessageAttributes: s.m.Attributes, DelaySeconds: int32((s.m.Delay + time.Second - 1) / time.Second)}
+			if s.m.GroupID != "" {
+				e.MessageGroupId = aws.String(s.m.GroupID)
+			}
+			if s.m.DeduplicationID != "" {
+				e.MessageDeduplicationId = aws.String(s.m.DeduplicationID)
+			}
+			entries[i] = e
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		p.mu.Lock()
+		p.calls++
+		p.mu.Unlock()
+		out, err := p.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &p.queueURL, Entries: entries})
+		cancel()
+		if err != nil {
+			if attempt < attempts {
+				backoff.Sleep(nil, retry.Delay(attempt))
+				continue
+			}
+			for _, s := range batch {
+				s.err = &SendError{Code: "RequestFailed", Err: err}
+				close(s.done)
+			}
+			return
+		}
+		for _, ok := range out.Successful {
+			if i, found := batchid.Position(ok.Id, len(batch)); found && batch[i] != nil {
+				batch[i].id = aws.ToString(ok.MessageId)
+				close(batch[i].done)
+				batch[i] = nil
+			}
+		}
+		var again []*send
+		for _, f := range out.Failed {
+			i, found := batchid.Position(f.Id, len(batch))
+			if !found || batch[i] == nil {
+				continue
+			}
+			s := batch[i]
+			batch[i] = nil
+			if !f.SenderFault && attempt < attempts {
+				again = append(again, s)
+				continue
+			}
+			s.err = &SendError{Code: aws.ToString(f.Code), SenderFault: f.SenderFault, Err: errors.New(aws.ToString(f.Message))}
+			close(s.done)
+		}
+		for _, s := range batch { // neither successful nor failed: SQS said nothing of it
+			if s != nil {
+				again = append(again, s)
+			}
+		}
+		batch = again
+		if len(batch) > 0 {
+			backoff.Sleep(nil, retry.Delay(attempt))
+		}
+	}
+}
+
+// Flush sends what waits for its batch to fill and blocks until every batch started so far
+// is settled, or ctx ends.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	p.flushLocked()
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.sends.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close refuses further messages (ErrClosed), then flushes as Flush does. Calling it again is
+// harmless.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	return p.Flush(ctx)
+}
