@@ -171,8 +171,12 @@ func TestCloseFlushesAndNewValidates(t *testing.T) {
 	for _, bad := range []func() (*producer.Producer, error){
 		func() (*producer.Producer, error) { return producer.New(nil, "u") },
 		func() (*producer.Producer, error) { return producer.New(sqstest.New(), " ") },
-		func() (*producer.Producer, error) { return producer.New(sqstest.New(), "u", producer.WithBatchWindow(-1)) },
-		func() (*producer.Producer, error) { return producer.New(sqstest.New(), "u", producer.WithMaxMessageSize(10)) },
+		func() (*producer.Producer, error) {
+			return producer.New(sqstest.New(), "u", producer.WithBatchWindow(-1))
+		},
+		func() (*producer.Producer, error) {
+			return producer.New(sqstest.New(), "u", producer.WithMaxMessageSize(10))
+		},
 	} {
 		if _, err := bad(); !errors.Is(err, producer.ErrInvalidOption) {
 			t.Errorf("New: %v", err)
