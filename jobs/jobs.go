@@ -1,0 +1,128 @@
+// Package jobs sends and handles typed jobs over SQS: a job is a payload and a name, carried as
+// the message body (encoded by a Codec, JSON by default) and the "job" message attribute.
+// Producers call Enqueue; a consumer's handler is a Registry of typed handlers by job name.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/producer"
+)
+
+// NameAttribute is the message attribute that carries the job name.
+const NameAttribute = "job"
+
+// ErrUnknownJob is wrapped by the outcome of a message whose job name no handler is
+// registered for: it is retried and, with a redrive policy, dead-lettered, never dropped.
+var ErrUnknownJob = errors.New("jobs: unknown job")
+
+// Codec turns payloads into message bodies and back.
+type Codec interface {
+	Marshal(v any) (string, error)
+	Unmarshal(body string, v any) error
+}
+
+// JSON is the default codec.
+type JSON struct{}
+
+// Marshal encodes v as JSON.
+func (JSON) Marshal(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// Unmarshal decodes JSON into v.
+func (JSON) Unmarshal(body string, v any) error { return json.Unmarshal([]byte(body), v) }
+
+// Registry dispatches messages to typed handlers by job name. Register handlers before the
+// consumer runs; Handle is then safe for concurrent use.
+type Registry struct {
+	codec    Codec
+	handlers map[string]sqsconsumer.Handler
+}
+
+// NewRegistry returns an empty registry using codec (nil: JSON).
+func NewRegistry(codec Codec) *Registry {
+	if codec == nil {
+		codec = JSON{}
+	}
+	return &Registry{codec: codec, handlers: map[string]sqsconsumer.Handler{}}
+}
+
+// Register adds the handler of the job called name, whose payload is a T. A payload that does
+// not decode is a *sqsconsumer.DecodeError (retried, then dead-lettered).
+func Register[T any](r *Registry, name string, h func(ctx context.Context, payload T, m *sqsconsumer.Message) error) {
+	r.handlers[name] = func(ctx context.Context, m *sqsconsumer.Message) error {
+		var v T
+		if err := r.codec.Unmarshal(aws.ToString(m.Body), &v); err != nil {
+			return &sqsconsumer.DecodeError{MessageID: aws.ToString(m.MessageId), Err: err}
+		}
+		return h(ctx, v, m)
+	}
+}
+
+// Handle is the registry as a sqsconsumer.Handler.
+func (r *Registry) Handle(ctx context.Context, m *sqsconsumer.Message) error {
+	name := ""
+	if a, ok := m.MessageAttributes[NameAttribute]; ok {
+		name = aws.ToString(a.StringValue)
+	}
+	h, ok := r.handlers[name]
+	if !ok {
+		return fmt.Errorf("%w %q (message %s)", ErrUnknownJob, name, aws.ToString(m.MessageId))
+	}
+	return h(ctx, m)
+}
+
+// Enqueuer sends jobs through a producer.
+type Enqueuer struct {
+	p     *producer.Producer
+	codec Codec
+}
+
+// NewEnqueuer returns an enqueuer sending through p with codec (nil: JSON).
+func NewEnqueuer(p *producer.Producer, codec Codec) *Enqueuer {
+	if codec == nil {
+		codec = JSON{}
+	}
+	return &Enqueuer{p: p, codec: codec}
+}
+
+// EnqueueOption sets how one job is sent.
+type EnqueueOption func(*producer.Message)
+
+// Delay makes the job visible after d (at most 15 min; not on FIFO queues).
+func Delay(d time.Duration) EnqueueOption { return func(m *producer.Message) { m.Delay = d } }
+
+// Group sets the MessageGroupId (required on FIFO queues).
+func Group(id string) EnqueueOption { return func(m *producer.Message) { m.GroupID = id } }
+
+// Dedup sets the MessageDeduplicationId (FIFO queues without content-based deduplication).
+func Dedup(id string) EnqueueOption { return func(m *producer.Message) { m.DeduplicationID = id } }
+
+// Enqueue encodes payload and sends it as the job called name, blocking until SQS accepted it
+// (returning its MessageId) or refused it (see producer.Producer.Send).
+func (e *Enqueuer) Enqueue(ctx context.Context, name string, payload any, opts ...EnqueueOption) (string, error) {
+	if name == "" {
+		return "", fmt.Errorf("%w: empty job name", producer.ErrInvalid)
+	}
+	body, err := e.codec.Marshal(payload)
+	if err != nil {
+		return "", fmt.Errorf("jobs: encode %s: %w", name, err)
+	}
+	m := producer.Message{Body: body, Attributes: map[string]types.MessageAttributeValue{
+		NameAttribute: {DataType: aws.String("String"), StringValue: aws.String(name)},
+	}}
+	for _, o := range opts {
+		o(&m)
+	}
+	return e.p.Send(ctx, m)
+}
