@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/queues"
 )
 
 var queueSeq atomic.Int64
@@ -372,5 +373,46 @@ func TestEmulatorSNSBodiesRoutedByTopic(t *testing.T) {
 	}
 	if r := checkReportAddsUp(t, c); r.Succeeded != 2 || r.Failed != 1 {
 		t.Fatalf("report %+v", r.Stats)
+	}
+}
+
+// The emulator has no message move task: Redrive falls back to receive, send, delete, and
+// the messages come back with body and attributes.
+func TestEmulatorRedriveFallback(t *testing.T) {
+	client := emulatorClient(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("redrive-%d", queueSeq.Add(1))
+	url, dlq, err := queues.CreateWithDLQ(ctx, client, queues.Spec{Name: name, MaxReceiveCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 15; i++ {
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &dlq, MessageBody: aws.String(fmt.Sprint("dead-", i)),
+			MessageAttributes: map[string]types.MessageAttributeValue{"why": {DataType: aws.String("String"), StringValue: aws.String("poison")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := queues.Redrive(ctx, client, dlq, url, queues.RedriveOptions{})
+	if err != nil || !res.Fallback || res.Moved != 15 || res.Waiting != 15 {
+		t.Fatalf("redrive %+v, %v", res, err)
+	}
+	got := 0
+	for {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		for _, m := range out.Messages {
+			if !strings.HasPrefix(*m.Body, "dead-") || aws.ToString(m.MessageAttributes["why"].StringValue) != "poison" {
+				t.Fatalf("redriven message %q %+v", *m.Body, m.MessageAttributes)
+			}
+			got++
+		}
+	}
+	if got != 15 {
+		t.Fatalf("%d messages back in the source queue, want 15", got)
 	}
 }
