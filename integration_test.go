@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/producer"
 	"github.com/sqsconsumer/sqsconsumer/queues"
 )
 
@@ -414,5 +415,69 @@ func TestEmulatorRedriveFallback(t *testing.T) {
 	}
 	if got != 15 {
 		t.Fatalf("%d messages back in the source queue, want 15", got)
+	}
+}
+
+// FIFO deduplication within the 5-minute window, through the producer, on the real protocol.
+func TestEmulatorProducerFIFODedup(t *testing.T) {
+	client := emulatorClient(t)
+	ctx := context.Background()
+	url := emuQueue(t, client, map[string]string{"FifoQueue": "true"})
+	p, err := producer.New(client, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := p.Send(ctx, producer.Message{Body: "charge 42", GroupID: "acct-1", DeduplicationID: "charge-42"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Send(ctx, producer.Message{Body: "charge 43", GroupID: "acct-1", DeduplicationID: "charge-43"}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close(ctx)
+	var bodies []string
+	for {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		for _, m := range out.Messages {
+			bodies = append(bodies, *m.Body)
+			client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &url, ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	if strings.Join(bodies, ",") != "charge 42,charge 43" {
+		t.Fatalf("received %q: duplicates within the window must be dropped", bodies)
+	}
+}
+
+// A message that keeps failing moves to the dead-letter queue after maxReceiveCount.
+func TestEmulatorRedriveAfterMaxReceiveCount(t *testing.T) {
+	client := emulatorClient(t)
+	ctx := context.Background()
+	url, dlq, err := queues.CreateWithDLQ(ctx, client, queues.Spec{Name: fmt.Sprintf("poison-%d", queueSeq.Add(1)), MaxReceiveCount: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendN(t, client, url, 1)
+	var tries atomic.Int64
+	c, _ := sqsconsumer.New(client, url, func(context.Context, *sqsconsumer.Message) error {
+		tries.Add(1)
+		return errors.New("poison")
+	}, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }))
+	stop := running(t, c)
+	eventually(t, 20*time.Second, "the poison message never reached the DLQ", func() bool {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &dlq, VisibilityTimeout: 60})
+		return err == nil && len(out.Messages) == 1 && *out.Messages[0].Body == "0"
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := tries.Load(); n != 2 {
+		t.Fatalf("handled %d times, want maxReceiveCount 2", n)
 	}
 }
