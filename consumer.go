@@ -62,6 +62,7 @@ type Consumer struct {
 	successors chan *Message
 
 	stopper *stopCheck // nil without WithStopPolicy; set by Run
+	hooks   hooks
 
 	mu        sync.Mutex
 	groups    map[string]*group // FIFO groups with a message running
@@ -117,6 +118,7 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 		groups: make(map[string]*group),
 	}
 	c.stats.concurrency = s.concurrency
+	c.hooks = sortHooks(s.hooks)
 	switch {
 	case c.fifo:
 		c.s.ackInterval = 0
@@ -130,9 +132,14 @@ func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, 
 	if s.maxLease > 0 {
 		c.lease = lease.New(lease.Config{
 			Client: client, QueueURL: queueURL, Visibility: s.visibility, MaxTotal: s.maxLease,
-			OnError:  s.onError,
-			Extended: func(n int) { c.stats.leaseExtended.Add(int64(n)) },
-			Called:   func() { c.stats.requests.Add(1) },
+			OnError: s.onError,
+			Extended: func(n int) {
+				c.stats.leaseExtended.Add(int64(n))
+				for _, h := range c.hooks.leaseExtends {
+					h.OnLeaseExtended(queueURL, n)
+				}
+			},
+			Called: func() { c.stats.requests.Add(1) },
 		})
 	}
 	return c, nil
@@ -203,6 +210,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		close(stopperDone)
 	}
 	c.harvester = newHarvester(c.client, c.queueURL, c.s.ackBatch, c.s.ackInterval, c.reportError, &c.stats)
+	c.harvester.hooks = &c.hooks
 	go c.harvester.run()
 	successorsDone := make(chan struct{})
 	if c.groupLimit > 0 {
@@ -291,9 +299,21 @@ func (c *Consumer) reportError(err error) {
 // handle runs the handler on m and settles the outcome. It is the task a strategy runs.
 func (c *Consumer) handle(m *Message) {
 	start := time.Now()
-	err := c.call(m)
+	ctx := m.ctx
+	for _, h := range c.hooks.start {
+		ctx = h.OnHandlerStart(ctx, m)
+	}
+	err := c.call(ctx, m)
 	end := time.Now()
+	for _, h := range c.hooks.end {
+		h.OnHandlerEnd(ctx, m, err, end.Sub(start))
+	}
 	c.stats.handled(start, end)
+	outcome := "succeeded"
+	if err != nil {
+		outcome = "failed"
+	}
+	c.logOutcome(m, outcome, err, end.Sub(start))
 	c.settle(m, err, false)
 	if c.stopper != nil {
 		c.stopper.handled.Add(1)
@@ -302,11 +322,10 @@ func (c *Consumer) handle(m *Message) {
 	}
 }
 
-func (c *Consumer) call(m *Message) (err error) {
-	ctx := m.ctx
+func (c *Consumer) call(ctx context.Context, m *Message) (err error) {
 	if c.s.handlerTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(m.ctx, c.s.handlerTimeout, ErrHandlerTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, c.s.handlerTimeout, ErrHandlerTimeout)
 		defer func() {
 			if context.Cause(ctx) == ErrHandlerTimeout {
 				c.stats.timedOut.Add(1)
@@ -337,6 +356,9 @@ func (c *Consumer) settle(m *Message, err error, released bool) {
 	switch {
 	case lost:
 		c.stats.leaseLost.Add(1)
+		for _, h := range c.hooks.leaseLost {
+			h.OnLeaseLost(m, cause)
+		}
 	case released:
 		c.release(m)
 		c.stats.released.Add(1)

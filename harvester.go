@@ -78,6 +78,7 @@ type harvester struct {
 	interval time.Duration
 	onError  func(error)
 	stats    *counters
+	hooks    *hooks // may be nil
 
 	in    chan ackReq
 	done  chan struct{}
@@ -213,8 +214,13 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 }
 
 func (h *harvester) count(k ackKind, n int) {
-	if k == ackDelete {
+	if k == ackDelete && n > 0 {
 		h.stats.acked.Add(int64(n))
+		if h.hooks != nil {
+			for _, hk := range h.hooks.ack {
+				hk.OnAck(h.queueURL, n)
+			}
+		}
 	}
 }
 
@@ -223,6 +229,11 @@ func (h *harvester) report(e *AckError) {
 		h.stats.ackFailed.Add(1)
 	} else {
 		h.stats.visibilityFailed.Add(1)
+	}
+	if h.hooks != nil {
+		for _, hk := range h.hooks.ackFailure {
+			hk.OnAckFailure(h.queueURL, e)
+		}
 	}
 	h.onError(e)
 }

@@ -64,6 +64,8 @@ type settings struct {
 	groupLimit      int
 	sender          Sender
 	stopPolicy      StopPolicy
+	hooks           []Hook
+	logger          *slog.Logger // nil: slog.Default()
 }
 
 func defaults() settings {
@@ -79,9 +81,6 @@ func defaults() settings {
 		maxLease:        DefaultMaxLease,
 		backoff:         ExponentialBackoff(time.Second, 15*time.Minute),
 		shutdownTimeout: DefaultShutdownTimeout,
-		onError: func(err error) {
-			slog.Default().Error("sqsconsumer", "err", err)
-		},
 	}
 }
 
@@ -95,6 +94,13 @@ func applyOptions(opts []Option) (settings, error) {
 		if err := o(&s); err != nil {
 			return s, err
 		}
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.onError == nil {
+		logger := s.logger
+		s.onError = func(err error) { logger.Error("sqsconsumer", "err", err) }
 	}
 	return s, nil
 }

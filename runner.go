@@ -54,6 +54,9 @@ func (c *Consumer) poll(ctx context.Context, startPoller func()) error {
 			attempt = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
 		}
 		msgs, err := c.receive(ctx, n, attempt)
+		for _, h := range c.hooks.receive {
+			h.OnReceive(c.queueURL, len(msgs), err)
+		}
 		if err != nil {
 			c.strategy.Unreserve(n)
 			c.stats.receiveErrors.Add(1)

@@ -1,0 +1,137 @@
+package sqsconsumer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// A Hook observes a consumer: metrics, tracing and logging plug in here without a fork. A
+// hook implements any of the Hook* interfaces below, and the consumer calls the methods it
+// implements, from its own goroutines: they must be safe for concurrent use and quick.
+type Hook any
+
+// HookReceive is told of every ReceiveMessage call: how many messages it brought, or its error.
+type HookReceive interface {
+	OnReceive(queueURL string, messages int, err error)
+}
+
+// HookHandlerStart is called before a handler runs; the ctx it returns is the handler's
+// (return ctx unchanged, or a child carrying e.g. a tracing span).
+type HookHandlerStart interface {
+	OnHandlerStart(ctx context.Context, m *Message) context.Context
+}
+
+// HookHandlerEnd is called when a handler returned, with its outcome and duration, and the
+// ctx HookHandlerStart returned.
+type HookHandlerEnd interface {
+	OnHandlerEnd(ctx context.Context, m *Message, err error, took time.Duration)
+}
+
+// HookAck is told of deletes SQS confirmed, n at a time.
+type HookAck interface {
+	OnAck(queueURL string, n int)
+}
+
+// HookAckFailure is told of each delete or visibility change that failed for good.
+type HookAckFailure interface {
+	OnAckFailure(queueURL string, err *AckError)
+}
+
+// HookLeaseExtended is told of visibility extensions SQS confirmed, n at a time.
+type HookLeaseExtended interface {
+	OnLeaseExtended(queueURL string, n int)
+}
+
+// HookLeaseLost is told of a message whose lease was lost or expired (cause is ErrLeaseLost or
+// ErrLeaseExpired, possibly wrapping SQS's reason), once its handler returned.
+type HookLeaseLost interface {
+	OnLeaseLost(m *Message, cause error)
+}
+
+// WithHooks adds hooks (see Hook). Each must implement at least one Hook* interface.
+func WithHooks(hooks ...Hook) Option {
+	return func(s *settings) error {
+		for i, h := range hooks {
+			switch h.(type) {
+			case HookReceive, HookHandlerStart, HookHandlerEnd, HookAck, HookAckFailure, HookLeaseExtended, HookLeaseLost:
+				s.hooks = append(s.hooks, h)
+			default:
+				return invalid("WithHooks", "hook %d (%T) implements no Hook interface", i, h)
+			}
+		}
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default slog.Default()). The consumer logs, with the queue URL
+// and message id as attributes: errors it handles itself (failed receives, deletes, visibility
+// changes) at level Error, a failed handler at Warn, and each handled message at Debug, so
+// that at the usual Info level only problems show. A WithErrorHandler replaces the Error-level
+// logging of the errors it receives. l must not be nil.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error {
+		if l == nil {
+			return invalid("WithLogger", "nil logger")
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// hooks holds a consumer's hooks sorted by what they observe.
+type hooks struct {
+	receive      []HookReceive
+	start        []HookHandlerStart
+	end          []HookHandlerEnd
+	ack          []HookAck
+	ackFailure   []HookAckFailure
+	leaseExtends []HookLeaseExtended
+	leaseLost    []HookLeaseLost
+}
+
+func sortHooks(all []Hook) hooks {
+	var h hooks
+	for _, x := range all {
+		if v, ok := x.(HookReceive); ok {
+			h.receive = append(h.receive, v)
+		}
+		if v, ok := x.(HookHandlerStart); ok {
+			h.start = append(h.start, v)
+		}
+		if v, ok := x.(HookHandlerEnd); ok {
+			h.end = append(h.end, v)
+		}
+		if v, ok := x.(HookAck); ok {
+			h.ack = append(h.ack, v)
+		}
+		if v, ok := x.(HookAckFailure); ok {
+			h.ackFailure = append(h.ackFailure, v)
+		}
+		if v, ok := x.(HookLeaseExtended); ok {
+			h.leaseExtends = append(h.leaseExtends, v)
+		}
+		if v, ok := x.(HookLeaseLost); ok {
+			h.leaseLost = append(h.leaseLost, v)
+		}
+	}
+	return h
+}
+
+// logOutcome logs a handler's outcome at Debug (success) or Warn (failure).
+func (c *Consumer) logOutcome(m *Message, outcome string, err error, took time.Duration) {
+	level := slog.LevelDebug
+	if err != nil {
+		level = slog.LevelWarn
+	}
+	if !c.s.logger.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("queue", c.queueURL), slog.String("message_id", m.id()),
+		slog.String("outcome", outcome), slog.Int("receive_count", m.ReceiveCount()), slog.Duration("took", took)}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", fmt.Sprint(err)))
+	}
+	c.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: message handled", attrs...)
+}
