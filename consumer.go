@@ -211,6 +211,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.harvester = newHarvester(c.client, c.queueURL, c.s.ackBatch, c.s.ackInterval, c.reportError, &c.stats)
 	c.harvester.hooks = &c.hooks
+	c.harvester.requested = c.requested
 	go c.harvester.run()
 	successorsDone := make(chan struct{})
 	if c.groupLimit > 0 {
@@ -479,7 +480,7 @@ func (c *Consumer) releaseGroups() {
 
 // newMessage wraps a received message and puts it under the lease.
 func (c *Consumer) newMessage(tm *types.Message, now time.Time) *Message {
-	m := &Message{Message: *tm, receivedAt: now}
+	m := &Message{Message: *tm, receivedAt: now, queueURL: c.queueURL}
 	m.ctx, m.cancel = context.WithCancelCause(c.handlerBase)
 	m.lease.ReceiptHandle = aws.ToString(tm.ReceiptHandle)
 	m.lease.MessageID = m.id()

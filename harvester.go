@@ -72,13 +72,14 @@ var ackRetry = backoff.Exponential{Base: 100 * time.Millisecond, Max: 2 * time.S
 // their own goroutines, at most maxAckSendsOpen at once; failed entries that SQS marks as not
 // the sender's fault are retried with backoff, and the rest are reported.
 type harvester struct {
-	client   Client
-	queueURL string
-	size     int
-	interval time.Duration
-	onError  func(error)
-	stats    *counters
-	hooks    *hooks // may be nil
+	client    Client
+	queueURL  string
+	size      int
+	interval  time.Duration
+	onError   func(error)
+	stats     *counters
+	hooks     *hooks          // may be nil
+	requested func(op string) // counts a request; nil: count in stats only
 
 	in    chan ackReq
 	done  chan struct{}
@@ -244,7 +245,15 @@ func (h *harvester) report(e *AckError) {
 func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultErrorEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ackCallTimeout)
 	defer cancel()
-	h.stats.requests.Add(1)
+	op := "DeleteMessageBatch"
+	if k == ackVisibility {
+		op = "ChangeMessageVisibilityBatch"
+	}
+	if h.requested != nil {
+		h.requested(op)
+	} else {
+		h.stats.requests.Add(1)
+	}
 	var failed []types.BatchResultErrorEntry
 	if k == ackDelete {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))

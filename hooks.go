@@ -12,6 +12,13 @@ import (
 // implements, from its own goroutines: they must be safe for concurrent use and quick.
 type Hook any
 
+// HookRequest is told of every SQS API request the consumer makes, failed ones and retries
+// included: op is "ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch" or
+// "SendMessage" (Reroute). Requests per message is their count over the messages received.
+type HookRequest interface {
+	OnRequest(queueURL, op string)
+}
+
 // HookReceive is told of every ReceiveMessage call: how many messages it brought, or its error.
 type HookReceive interface {
 	OnReceive(queueURL string, messages int, err error)
@@ -55,7 +62,7 @@ func WithHooks(hooks ...Hook) Option {
 	return func(s *settings) error {
 		for i, h := range hooks {
 			switch h.(type) {
-			case HookReceive, HookHandlerStart, HookHandlerEnd, HookAck, HookAckFailure, HookLeaseExtended, HookLeaseLost:
+			case HookRequest, HookReceive, HookHandlerStart, HookHandlerEnd, HookAck, HookAckFailure, HookLeaseExtended, HookLeaseLost:
 				s.hooks = append(s.hooks, h)
 			default:
 				return invalid("WithHooks", "hook %d (%T) implements no Hook interface", i, h)
@@ -82,6 +89,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // hooks holds a consumer's hooks sorted by what they observe.
 type hooks struct {
+	request      []HookRequest
 	receive      []HookReceive
 	start        []HookHandlerStart
 	end          []HookHandlerEnd
@@ -94,6 +102,9 @@ type hooks struct {
 func sortHooks(all []Hook) hooks {
 	var h hooks
 	for _, x := range all {
+		if v, ok := x.(HookRequest); ok {
+			h.request = append(h.request, v)
+		}
 		if v, ok := x.(HookReceive); ok {
 			h.receive = append(h.receive, v)
 		}
@@ -134,4 +145,12 @@ func (c *Consumer) logOutcome(m *Message, outcome string, err error, took time.D
 		attrs = append(attrs, slog.String("error", fmt.Sprint(err)))
 	}
 	c.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: message handled", attrs...)
+}
+
+// requested counts one API request of op and tells the hooks.
+func (c *Consumer) requested(op string) {
+	c.stats.requests.Add(1)
+	for _, h := range c.hooks.request {
+		h.OnRequest(c.queueURL, op)
+	}
 }

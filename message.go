@@ -31,6 +31,7 @@ type Message struct {
 	types.Message
 
 	receivedAt time.Time
+	queueURL   string
 	env        *envelope.Envelope // parsed on first use by Envelope
 	groupSlot  bool               // holds one of its group's running places (see Consumer.groupLimit)
 	ctx        context.Context
@@ -47,6 +48,9 @@ func (m *Message) ReceiveCount() int {
 	}
 	return n
 }
+
+// QueueURL returns the URL of the queue the message came from (useful with a Group).
+func (m *Message) QueueURL() string { return m.queueURL }
 
 // ReceivedAt returns when this consumer received the message.
 func (m *Message) ReceivedAt() time.Time { return m.receivedAt }

@@ -90,7 +90,7 @@ func (c *Consumer) reroute(m *Message, r *RerouteError) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), rerouteTimeout)
 	defer cancel()
-	c.stats.requests.Add(1)
+	c.requested("SendMessage")
 	if _, err := c.s.sender.SendMessage(ctx, in); err != nil {
 		return fmt.Errorf("%w: message %s to %s: %w", ErrReroute, m.id(), r.QueueURL, err)
 	}

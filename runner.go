@@ -159,7 +159,7 @@ func (c *Consumer) shrinkPollers() bool {
 func (c *Consumer) receive(ctx context.Context, n int, attempt string) ([]types.Message, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.waitTime+receiveGrace)
 	defer cancel()
-	c.stats.requests.Add(1)
+	c.requested("ReceiveMessage")
 	in := &sqs.ReceiveMessageInput{
 		QueueUrl:                    &c.queueURL,
 		MaxNumberOfMessages:         int32(n),
