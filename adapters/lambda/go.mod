@@ -1,0 +1,19 @@
+module github.com/sqsconsumer/sqsconsumer/adapters/lambda
+
+go 1.26.0
+
+replace github.com/sqsconsumer/sqsconsumer => ../..
+
+require (
+	github.com/aws/aws-lambda-go v1.55.1
+	github.com/aws/aws-sdk-go-v2 v1.48.0
+	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.11
+	github.com/sqsconsumer/sqsconsumer v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/aws/aws-sdk-go-v2/internal/configsources v1.5.11 // indirect
+	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.8.11 // indirect
+	github.com/aws/smithy-go v1.28.9 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+)
