@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/sqstest"
+)
+
+// redisServer is a real redis-server on a free loopback port, stopped with the test.
+type redisServer struct {
+	port int
+	cmd  *exec.Cmd
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and redis-server is missing (scripts/test installs it)")
+		}
+		t.Skip("redis-server not installed (CI=true makes this a failure)")
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	r := &redisServer{port: port}
+	r.start(t, bin)
+	return r
+}
+
+func (r *redisServer) start(t *testing.T, bin string) {
+	t.Helper()
+	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.stop)
+	c := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not answer")
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+func (r *redisServer) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func snsBody(topicArn, payload string) string {
+	b, _ := json.Marshal(map[string]string{"Type": "Notification", "MessageId": "n-" + payload, "TopicArn": topicArn,
+		"Message": payload, "Timestamp": "2026-11-23T10:00:00.000Z"})
+	return string(b)
+}
+
+func testConfig(t *testing.T, queue, redisAddr, extra string) *Config {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
+queues: [%q]
+redis:
+  url: redis://%s/0
+  namespace: myapp
+routes:
+  orders:
+    class: OrderWorker
+    queue: critical
+  arn:aws:sns:eu-west-1:123456789012:users:
+    class: UserWorker
+%s`, queue, redisAddr, extra)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestWireFormatReadBackFromRedis(t *testing.T) {
+	rs := startRedis(t)
+	s := sqstest.New()
+	url := s.MustCreateQueue("events", nil)
+	for _, body := range []string{
+		snsBody("arn:aws:sns:eu-west-1:123456789012:orders", `{"id":42}`),
+		snsBody("arn:aws:sns:eu-west-1:123456789012:users", "plain text"),
+		snsBody("arn:aws:sns:eu-west-1:123456789012:unmapped", `{}`),
+	} {
+		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)})
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	defer rdb.Close()
+	b, err := NewBridge(testConfig(t, url, rs.addr(), ""), s, rdb, sqsconsumer.WithWaitTime(time.Second),
+		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }), sqsconsumer.WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	before := time.Now()
+	go func() { done <- b.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.enqueued.Load() < 2 && time.Now().Before(deadline) {
+		<-time.After(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	bg := context.Background()
+	queues, _ := rdb.SMembers(bg, "myapp:queues").Result()
+	if strings.Join(sortedCopy(queues), ",") != "critical,default" {
+		t.Fatalf("queues set %v", queues)
+	}
+	raw, err := rdb.LRange(bg, "myapp:queue:critical", 0, -1).Result()
+	if err != nil || len(raw) != 1 {
+		t.Fatalf("critical queue %v %v", raw, err)
+	}
+	var job map[string]any
+	json.Unmarshal([]byte(raw[0]), &job)
+	if job["class"] != "OrderWorker" || job["queue"] != "critical" || job["retry"] != true || len(job["jid"].(string)) != 24 {
+		t.Fatalf("job %s", raw[0])
+	}
+	if args := job["args"].([]any); len(args) != 1 || args[0].(map[string]any)["id"] != 42.0 {
+		t.Fatalf("args %v", job["args"])
+	}
+	created := int64(job["created_at"].(float64))
+	if created < before.UnixMilli() || created > time.Now().UnixMilli() || job["enqueued_at"] != job["created_at"] {
+		t.Fatalf("timestamps %v %v: want integer milliseconds (Sidekiq 8)", job["created_at"], job["enqueued_at"])
+	}
+	users, _ := rdb.LRange(bg, "myapp:queue:default", 0, -1).Result()
+	if len(users) != 1 || !strings.Contains(users[0], `"class":"UserWorker"`) || !strings.Contains(users[0], `"args":["plain text"]`) {
+		t.Fatalf("default queue %v", users)
+	}
+	st, _ := s.Stats(url)
+	if st.Deleted != 2 || st.InFlight != 1 {
+		t.Fatalf("queue %+v: the two enqueued deleted, the unmapped one left for retry", st)
+	}
+}
+
+func TestRedisOutageDeletesNothingAndRecovers(t *testing.T) {
+	rs := startRedis(t)
+	bin, _ := exec.LookPath("redis-server")
+	rs.stop() // Redis is down when the messages arrive
+	s := sqstest.New()
+	url := s.MustCreateQueue("events", nil)
+	for i := 0; i < 5; i++ {
+		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(snsBody("arn:aws:sns:eu-west-1:1:orders", strconv.Itoa(i)))})
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	cfg := testConfig(t, url, rs.addr(), "timestamps: seconds")
+	b, _ := NewBridge(cfg, s, rdb, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithErrorHandler(func(error) {}),
+		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.redisErrors.Load() < 5 && time.Now().Before(deadline) {
+		<-time.After(10 * time.Millisecond)
+	}
+	if st, _ := s.Stats(url); st.Deleted != 0 {
+		t.Fatalf("deleted %d messages while Redis was down", st.Deleted)
+	}
+	rs.start(t, bin) // Redis is back
+	for b.enqueued.Load() < 5 && time.Now().Before(deadline.Add(10*time.Second)) {
+		<-time.After(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	n, _ := rdb.LLen(context.Background(), "myapp:queue:critical").Result()
+	if n != 5 {
+		t.Fatalf("%d jobs after Redis came back, want 5", n)
+	}
+	raw, _ := rdb.LIndex(context.Background(), "myapp:queue:critical", 0).Result()
+	if !strings.Contains(raw, `"created_at":17`) || !strings.Contains(raw, ".") {
+		t.Fatalf("timestamps as float seconds: %s", raw)
+	}
+	if st, _ := s.Stats(url); st.Deleted != 5 {
+		t.Fatalf("queue %+v", st)
+	}
+
+	// Health: ready while Redis answers, not after it stops.
+	srv := httptest.NewServer(b.Health())
+	defer srv.Close()
+	get := func(path string) int {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if get("/healthz") != 200 || get("/readyz") != 200 || get("/metrics") != 200 {
+		t.Fatal("health endpoints")
+	}
+	rs.stop()
+	if get("/readyz") != 503 {
+		t.Fatal("ready with Redis down")
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}\nbogus: 1":         "bogus",
+		"redis: {url: redis://x}\nroutes: {t: {class: W}}":                                "queues is required",
+		"queues: [q]\nroutes: {t: {class: W}}":                                            "redis.url is required",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {queue: q}}":                   "routes.t.class is required",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}\ntimestamps: days": "timestamps",
+	} {
+		if _, err := ParseConfig([]byte(yaml)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error naming %q", yaml, err, want)
+		}
+	}
+	cfg, err := ParseConfig([]byte("queues: [q]\nredis: {url: 'redis://user:hunter2@host:6379/0'}\nroutes: {t: {class: W}}\ncredentials: {access_key_id: AKIA, secret_access_key: s3cret}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.String(); strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret") || strings.Contains(s, "AKIA") {
+		t.Fatalf("secrets in %s", s)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
