@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/emulator"
+)
+
+// End to end: the built daemon, the fauxqs emulator and a real redis-server. SIGTERM in the
+// middle of the stream: it exits 0 and every message is either a Sidekiq job or back in the
+// queue.
+func TestSignalShutdownOnTheEmulatorLosesNothing(t *testing.T) {
+	rs := startRedis(t)
+	ctx := context.Background()
+	emu, err := emulator.Start(ctx)
+	if err != nil {
+		if emulator.Required() {
+			t.Fatalf("CI=true and the emulator is required: %v", err)
+		}
+		t.Skipf("emulator not available: %v", err)
+	}
+	defer emu.Stop()
+	client := emu.Client()
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bridge-events")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := *out.QueueUrl
+	const n = 300
+	for i := 0; i < n; i += 10 {
+		var entries []types.SendMessageBatchRequestEntry
+		for j := i; j < i+10; j++ {
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j - i)),
+				MessageBody: aws.String(snsBody("arn:aws:sns:us-east-1:000000000000:orders", fmt.Sprintf(`{"n":%d}`, j)))})
+		}
+		if _, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "sqs2sidekiq")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	listen := l.Addr().String()
+	l.Close()
+	config := fmt.Sprintf(`queues: [%q]
+region: us-east-1
+endpoint: %s
+credentials: {access_key_id: test, secret_access_key: test}
+redis: {url: "redis://%s/0", namespace: app}
+routes: {orders: {class: OrderWorker}}
+concurrency: 4
+listen: %s
+`, url, emu.URL, rs.addr(), listen)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgPath, []byte(config), 0o600)
+	cmd := exec.Command(bin, "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	defer rdb.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if got, _ := rdb.LLen(ctx, "app:queue:default").Result(); got >= 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the daemon enqueued fewer than 50 jobs in 30 s")
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("daemon exit after SIGTERM: %v, want 0", err)
+		}
+	case <-time.After(40 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("daemon did not exit within 40 s of SIGTERM")
+	}
+
+	// Every message is a job or back in the queue (at least once: a message may be both only
+	// if its delete failed, which this run must not show).
+	jobs, _ := rdb.LRange(ctx, "app:queue:default", 0, -1).Result()
+	seen := map[int]int{}
+	for _, raw := range jobs {
+		var job struct{ Args []map[string]int }
+		json.Unmarshal([]byte(raw), &job)
+		seen[job.Args[0]["n"]]++
+	}
+	left := 0
+	for {
+		res, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Messages) == 0 {
+			break
+		}
+		left += len(res.Messages)
+	}
+	if len(jobs)+left != n {
+		t.Fatalf("%d jobs + %d left in the queue, want %d", len(jobs), left, n)
+	}
+	for k, v := range seen {
+		if v > 1 {
+			t.Fatalf("message %d enqueued %d times", k, v)
+		}
+	}
+	t.Logf("SIGTERM after %d jobs: %d enqueued in all, %d released back to the queue", 50, len(jobs), left)
+}
