@@ -133,3 +133,73 @@ listen: %s
 	}
 	t.Logf("SIGTERM after %d jobs: %d enqueued in all, %d released back to the queue", 50, len(jobs), left)
 }
+
+// A second signal exits at once, even while the graceful shutdown waits for a long poll.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	rs := startRedis(t)
+	ctx := context.Background()
+	emu, err := emulator.Start(ctx)
+	if err != nil {
+		if emulator.Required() {
+			t.Fatalf("CI=true and the emulator is required: %v", err)
+		}
+		t.Skipf("emulator not available: %v", err)
+	}
+	defer emu.Stop()
+	out, err := emu.Client().CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bridge-idle")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "sqs2sidekiq")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	listen := l.Addr().String()
+	l.Close()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`queues: [%q]
+region: us-east-1
+endpoint: %s
+credentials: {access_key_id: test, secret_access_key: test}
+redis: {url: "redis://%s/0"}
+routes: {orders: {class: OrderWorker}}
+listen: %s
+`, *out.QueueUrl, emu.URL, rs.addr(), listen)), 0o600)
+	cmd := exec.Command(bin, "-config", cfgPath)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", listen); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("health endpoint never came up")
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	<-time.After(200 * time.Millisecond) // let the first long poll (20 s) start
+	cmd.Process.Signal(syscall.SIGTERM)
+	<-time.After(100 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatal("exit 0 after a second signal: want the immediate, non-zero exit")
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("exited %v after the second signal", took)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("a second signal did not exit at once")
+	}
+}
