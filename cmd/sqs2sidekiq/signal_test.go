@@ -25,17 +25,9 @@ import (
 // middle of the stream: it exits 0 and every message is either a Sidekiq job or back in the
 // queue.
 func TestSignalShutdownOnTheEmulatorLosesNothing(t *testing.T) {
-	rs := startRedis(t)
+	d := newDaemon(t)
 	ctx := context.Background()
-	emu, err := emulator.Start(ctx)
-	if err != nil {
-		if emulator.Required() {
-			t.Fatalf("CI=true and the emulator is required: %v", err)
-		}
-		t.Skipf("emulator not available: %v", err)
-	}
-	defer emu.Stop()
-	client := emu.Client()
+	client := d.emu.Client()
 	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bridge-events")})
 	if err != nil {
 		t.Fatal(err)
@@ -53,31 +45,8 @@ func TestSignalShutdownOnTheEmulatorLosesNothing(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "sqs2sidekiq")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	listen := l.Addr().String()
-	l.Close()
-	config := fmt.Sprintf(`queues: [%q]
-region: us-east-1
-endpoint: %s
-credentials: {access_key_id: test, secret_access_key: test}
-redis: {url: "redis://%s/0", namespace: app}
-routes: {orders: {class: OrderWorker}}
-concurrency: 4
-listen: %s
-`, url, emu.URL, rs.addr(), listen)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfgPath, []byte(config), 0o600)
-	cmd := exec.Command(bin, "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	cmd := d.start(t, url, fmt.Sprintf("redis: {url: \"redis://%s/0\", namespace: app}\nconcurrency: 4\n", d.redis.addr()))
+	rdb := redis.NewClient(&redis.Options{Addr: d.redis.addr()})
 	defer rdb.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -136,41 +105,13 @@ listen: %s
 
 // A second signal exits at once, even while the graceful shutdown waits for a long poll.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	rs := startRedis(t)
-	ctx := context.Background()
-	emu, err := emulator.Start(ctx)
-	if err != nil {
-		if emulator.Required() {
-			t.Fatalf("CI=true and the emulator is required: %v", err)
-		}
-		t.Skipf("emulator not available: %v", err)
-	}
-	defer emu.Stop()
-	out, err := emu.Client().CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bridge-idle")})
+	d := newDaemon(t)
+	out, err := d.emu.Client().CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("bridge-idle")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "sqs2sidekiq")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	listen := l.Addr().String()
-	l.Close()
-	cfgPath := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`queues: [%q]
-region: us-east-1
-endpoint: %s
-credentials: {access_key_id: test, secret_access_key: test}
-redis: {url: "redis://%s/0"}
-routes: {orders: {class: OrderWorker}}
-listen: %s
-`, *out.QueueUrl, emu.URL, rs.addr(), listen)), 0o600)
-	cmd := exec.Command(bin, "-config", cfgPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := d.start(t, *out.QueueUrl, fmt.Sprintf("redis: {url: \"redis://%s/0\"}\n", d.redis.addr()))
+	listen := d.listen
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -202,4 +143,56 @@ listen: %s
 		cmd.Process.Kill()
 		t.Fatal("a second signal did not exit at once")
 	}
+}
+
+// daemon is the built binary next to a running emulator and redis-server.
+type daemon struct {
+	redis  *redisServer
+	emu    *emulator.Emulator
+	bin    string
+	dir    string
+	listen string
+}
+
+// newDaemon starts redis-server and the emulator and builds the daemon. Outside CI a missing
+// emulator skips the test; under CI=true it fails it.
+func newDaemon(t *testing.T) *daemon {
+	t.Helper()
+	d := &daemon{redis: startRedis(t), dir: t.TempDir()}
+	emu, err := emulator.Start(context.Background())
+	if err != nil {
+		if emulator.Required() {
+			t.Fatalf("CI=true and the emulator is required: %v", err)
+		}
+		t.Skipf("emulator not available: %v", err)
+	}
+	d.emu = emu
+	t.Cleanup(emu.Stop)
+	d.bin = filepath.Join(d.dir, "sqs2sidekiq")
+	if b, err := exec.Command("go", "build", "-o", d.bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	d.listen = l.Addr().String()
+	l.Close()
+	return d
+}
+
+// start runs the daemon on queueURL with the extra config lines.
+func (d *daemon) start(t *testing.T, queueURL, extra string) *exec.Cmd {
+	t.Helper()
+	cfgPath := filepath.Join(d.dir, "config.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`queues: [%q]
+region: us-east-1
+endpoint: %s
+credentials: {access_key_id: test, secret_access_key: test}
+routes: {orders: {class: OrderWorker}}
+listen: %s
+%s`, queueURL, d.emu.URL, d.listen, extra)), 0o600)
+	cmd := exec.Command(d.bin, "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
 }
