@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
 	"github.com/sqsconsumer/sqsconsumer/producer"
 	"github.com/sqsconsumer/sqsconsumer/queues"
 )
@@ -195,7 +196,7 @@ func peek(ctx context.Context, c Client, queue string, n int, out io.Writer) err
 		for _, k := range keys {
 			fmt.Fprintf(out, "  %s = %s\n", k, aws.ToString(m.MessageAttributes[k].StringValue))
 		}
-		release = append(release, types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
+		release = append(release, types.ChangeMessageVisibilityBatchRequestEntry{Id: batchid.For(i), ReceiptHandle: m.ReceiptHandle})
 	}
 	// Put them back at once: peeking must not hold messages from their consumers.
 	_, err = c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &queue, Entries: release})

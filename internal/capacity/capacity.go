@@ -91,9 +91,6 @@ func (u *Units) Release(n int) {
 // Free reports how many units are not held.
 func (u *Units) Free() int { return int(u.size - u.used.Load()) }
 
-// Size reports how many units there are in all.
-func (u *Units) Size() int { return int(u.size) }
-
 // Close makes every Reserve, waiting or future, return worker.ErrStopped. It reports whether
 // this call was the one that closed.
 func (u *Units) Close() (first bool) {
@@ -150,13 +147,6 @@ func (r *Running) Done() {
 		r.idle = nil
 	}
 	r.mu.Unlock()
-}
-
-// Len reports how many tasks are running.
-func (r *Running) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.n
 }
 
 // Wait blocks until no task is running or ctx ends, and then returns ctx's error.
