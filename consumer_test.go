@@ -176,8 +176,8 @@ func TestHandlesEverythingAndEmptiesTheQueue(t *testing.T) {
 				}
 				// Cost and use: about one receive and one delete per 10 messages, and the 16
 				// slots busy nearly all the time (handlers of 1-3 ms on an instant fake SQS).
-				if r.Requests != r.Receives+s.Calls("DeleteMessageBatch") || r.RequestsPerMessage > 0.21 {
-					t.Fatalf("requests %d (%.3f per message), receives %d, deletes %d", r.Requests, r.RequestsPerMessage, r.Receives, s.Calls("DeleteMessageBatch"))
+				if r.Requests != r.Receives+r.AbandonedReceives+s.Calls("DeleteMessageBatch") || r.RequestsPerMessage > 0.21 {
+					t.Fatalf("requests %d (%.3f per message), receives %d, deletes %d: %+v", r.Requests, r.RequestsPerMessage, r.Receives, s.Calls("DeleteMessageBatch"), r.Stats)
 				}
 				if r.Utilisation < 0.9 || r.Utilisation > 1 {
 					t.Fatalf("utilisation %.3f", r.Utilisation)
@@ -444,29 +444,65 @@ func TestShutdownReleasesWaitingMessagesAndLetsRunningFinish(t *testing.T) {
 	})
 }
 
+// A receive in flight while handlers still finish may complete: what it brings is released.
 func TestShutdownReleasesWhatAnInFlightReceiveBrings(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := sqstest.New()
 		url := s.MustCreateQueue("q", nil)
+		sendN(t, s, url, 1)
+		started, finish := make(chan struct{}), make(chan struct{})
 		c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
-			t.Error("handler ran during shutdown")
+			if *m.Body != "0" {
+				t.Error("handler ran during shutdown")
+			}
+			close(started)
+			<-finish
 			return nil
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- c.Run(ctx) }()
-		synctest.Wait() // the receive is waiting in its long poll
+		<-started
+		synctest.Wait() // the next receive is waiting in its long poll
 		cancel()
 		synctest.Wait()
-		sendN(t, s, url, 3) // arrives while the detached receive still waits
+		sendN(t, s, url, 3) // arrives while the receive still waits and the handler still runs
+		synctest.Wait()
+		close(finish)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 		st, _ := s.Stats(url)
-		if st.Visible != 3 || st.InFlight != 0 {
+		if st.Visible != 3 || st.InFlight != 0 || st.Deleted != 1 {
 			t.Fatalf("after Run: %+v; the receive's messages must be released, not orphaned", st)
 		}
-		if r := checkReportAddsUp(t, c); r.Received != 3 || r.Released != 3 {
+		if r := checkReportAddsUp(t, c); r.Received != 4 || r.Released != 3 || r.Succeeded != 1 {
+			t.Fatalf("report %+v", r.Stats)
+		}
+	})
+}
+
+// On an idle queue nothing is left to finish: the long poll in flight is abandoned, and Run
+// returns at once instead of after the wait time.
+func TestShutdownOnAnIdleQueueReturnsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error { return nil })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		advance(5 * time.Second)
+		synctest.Wait() // the receive is waiting in its long poll
+		start := time.Now()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 0 {
+			t.Fatalf("Run took %v to return on an idle queue", took)
+		}
+		if r := checkReportAddsUp(t, c); r.AbandonedReceives != 1 || r.ReceiveErrors != 0 {
 			t.Fatalf("report %+v", r.Stats)
 		}
 	})

@@ -54,7 +54,7 @@ func FuzzBatchEntryMapping(f *testing.F) {
 	f.Add(1, "0", "0", "00")
 	f.Fuzz(func(t *testing.T, n int, a, b, c string) {
 		n = 1 + abs(n)%10
-		h := newHarvester(failingClient{ids: []string{a, b, c}}, "q", 10, 0, func(error) {}, &counters{})
+		h := newTestHarvester(failingClient{ids: []string{a, b, c}}, 0, func(error) {}, &counters{})
 		batch := make([]ackReq, n)
 		failed, err := h.call(ackDelete, batch)
 		if err != nil {

@@ -3,10 +3,7 @@ package sqsconsumer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
-
-	"golang.org/x/sync/semaphore"
 
 	"github.com/sqsconsumer/sqsconsumer/worker"
 )
@@ -21,94 +18,90 @@ type Share struct {
 	Weight int
 }
 
-// Group consumes many queues in one process over one shared set of handler slots: one
-// long-poll fetcher per queue, admission that is strictly by priority between levels and by
-// weight within one, one Run, one shutdown, one report. A fetcher whose last receive came
-// back empty asks for one message at a time, so an idle queue's long poll does not hold slots
-// that busy queues could use.
+// Group consumes many queues in one process over one shared set of handler slots: a runner
+// (long-poll fetcher) per queue, all feeding one strategy through an admission that is
+// strictly by priority between levels and by weight within one; one Run, one shutdown, one
+// report. A runner whose last receive came back empty asks for one message at a time, so an
+// idle queue's long poll does not hold slots that busy queues could use.
 type Group struct {
-	opts    []Option
-	s       settings
-	members []*Consumer
-	adm     *admission
-	started bool
-	mu      sync.Mutex
+	opts []Option
+	eng  *engine
+	mu   sync.Mutex
 }
 
-// NewGroup returns an empty group. opts apply to every queue's consumer; WithConcurrency
-// bounds the handlers running at once across all queues, and WithStrategy picks how they run.
-// Invalid options are an error wrapping ErrInvalidOption. NewGroup starts no goroutine.
+// NewGroup returns an empty group. opts apply to every queue; WithConcurrency bounds the
+// handlers running at once across all queues, WithStrategy picks how they run, and
+// WithShutdownTimeout and WithStopPolicy apply to the group as a whole (a stop policy judges
+// the queues' progress together). Invalid options are an error wrapping ErrInvalidOption.
+// NewGroup starts no goroutine.
 func NewGroup(opts ...Option) (*Group, error) {
 	s, err := applyOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	probe, err := s.strategy(s.concurrency)
+	eng, err := newEngine(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: WithStrategy: %w", ErrInvalidOption, err)
+		return nil, err
 	}
-	units := probe.Free()
-	probe.Close()
-	return &Group{opts: opts, s: s, adm: newAdmission(units, s.concurrency)}, nil
+	eng.adm = &admission{changed: make(chan struct{})}
+	return &Group{opts: opts, eng: eng}, nil
 }
 
 // Add adds the queue at queueURL, handled by h, with its share of the slots. opts apply to
-// this queue only, after the group's (WithConcurrency, WithStrategy and the pollers are the
-// group's and cannot be set here). Add must be called before Run; its errors are New's.
+// this queue only, after the group's; the options of what the queues share (WithConcurrency,
+// WithStrategy, WithShutdownTimeout, WithStopPolicy) belong to NewGroup and are an error here.
+// A queue polls with one poller unless WithPollers or WithMaxPollers say otherwise. Add must be
+// called before Run; adding a queue URL twice is an error. Its other errors are New's.
 func (g *Group) Add(client Client, queueURL string, h Handler, share Share, opts ...Option) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.started {
+	if g.eng.started.Load() {
 		return errors.New("sqsconsumer: Group.Add after Run")
 	}
 	if share.Weight < 0 {
 		return invalid("Share", "weight %d, want >= 0", share.Weight)
 	}
-	m := g.adm.member(max(share.Weight, 1), share.Priority)
-	inner := g.s.strategy
-	view := func(concurrency int) (worker.Strategy, error) {
-		s, err := inner(concurrency)
-		if err != nil {
-			return nil, err
+	for _, q := range g.eng.queues {
+		if q.url == queueURL {
+			return invalid("queueURL", "%s was already added to the group", queueURL)
 		}
-		return &admitted{inner: s, adm: g.adm, m: m}, nil
 	}
-	all := append(append(append([]Option{}, g.opts...), opts...),
-		WithConcurrency(g.s.concurrency), WithStrategy(view), WithPollers(1), WithMaxPollers(1))
-	c, err := New(client, queueURL, h, all...)
+	own, err := applyOptions(opts)
 	if err != nil {
 		return err
 	}
-	g.members = append(g.members, c)
+	if len(own.shared) > 0 {
+		return invalid(own.shared[0], "applies to the whole group: pass it to NewGroup")
+	}
+	s, err := applyOptions(append(append([]Option{}, g.opts...), opts...))
+	if err != nil {
+		return err
+	}
+	q, err := newQueue(g.eng, client, queueURL, h, s, true)
+	if err != nil {
+		return err
+	}
+	q.member = g.eng.adm.member(max(share.Weight, 1), share.Priority)
+	g.eng.queues = append(g.eng.queues, q)
 	return nil
 }
 
-// Run runs every queue's consumer until ctx is cancelled or one of them fails for good, in
-// which case the others are stopped too. It blocks, shuts all of them down as Consumer.Run
-// does, and returns nil after a shutdown by ctx, or the failures joined. A second call
-// returns ErrAlreadyRun.
+// Run runs every queue until ctx is cancelled, the stop policy says so, or a queue's receiving
+// fails for good, in which case the others are stopped too. It blocks, shuts down as
+// Consumer.Run does (one shutdown for all the queues), and returns nil after a shutdown by ctx,
+// or the queues' failures joined. A second call returns ErrAlreadyRun.
 func (g *Group) Run(ctx context.Context) error {
-	g.mu.Lock()
-	if g.started {
+	g.mu.Lock() // no Add while Run starts
+	if g.eng.started.Load() {
 		g.mu.Unlock()
 		return ErrAlreadyRun
 	}
-	g.started = true
-	members := g.members
-	g.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(members))
-	var wg sync.WaitGroup
-	for i, c := range members {
-		wg.Go(func() {
-			if errs[i] = c.Run(ctx); errs[i] != nil {
-				cancel()
-			}
-		})
+	if len(g.eng.queues) == 0 {
+		g.mu.Unlock()
+		return errors.New("sqsconsumer: Group.Run with no queue added")
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	g.mu.Unlock()
+	return g.eng.run(ctx)
 }
 
 // GroupReport is the account of a finished Group.Run.
@@ -120,13 +113,13 @@ type GroupReport struct {
 // Report returns the account of the finished Run, or nil while it has not returned.
 func (g *Group) Report() *GroupReport {
 	r := &GroupReport{Queues: map[string]*Report{}}
-	for _, c := range g.members {
-		cr := c.Report()
-		if cr == nil {
+	for _, q := range g.queues() {
+		qr := q.finalReport()
+		if qr == nil {
 			return nil
 		}
-		r.Queues[c.queueURL] = cr
-		r.Total = r.Total.add(cr.Stats)
+		r.Queues[q.url] = qr
+		r.Total = r.Total.add(qr.Stats)
 	}
 	return r
 }
@@ -134,36 +127,37 @@ func (g *Group) Report() *GroupReport {
 // Stats returns each queue's counters so far, by queue URL. It is safe to call at any time.
 func (g *Group) Stats() map[string]Stats {
 	out := map[string]Stats{}
-	for _, c := range g.members {
-		out[c.queueURL] = c.Stats()
+	for _, q := range g.queues() {
+		out[q.url] = q.stats.snapshot()
 	}
 	return out
 }
 
-// admission shares a group's units between its queues, and bounds the handlers running at
-// once across them.
-type admission struct {
-	mu      sync.Mutex
-	total   int
-	used    int
-	members []*admMember
-	changed chan struct{} // closed and replaced whenever units are released
+func (g *Group) queues() []*queue {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.eng.queues
+}
 
-	running *semaphore.Weighted // the group's concurrency, across every queue's strategy
-	size    int64
+// errPreempted ends a reservation in progress when a queue of a higher priority starts waiting.
+var errPreempted = errors.New("sqsconsumer: preempted by a higher priority")
+
+// admission decides which of a group's queues reserves capacity next: one at a time, the
+// waiting queue of the highest priority, and within a priority the one that has been granted
+// the fewest units for its weight (virtual time). A queue of a higher priority that starts
+// waiting preempts a lower one's reservation in progress.
+type admission struct {
+	mu         sync.Mutex
+	members    []*admMember
+	busy       *admMember              // reserving now; nil when none
+	cancelBusy context.CancelCauseFunc // preempts busy
+	changed    chan struct{}           // closed and replaced whenever the turn may pass
 }
 
 type admMember struct {
 	weight, priority int
-	used             int     // units held
 	vtime            float64 // units granted so far / weight: who is owed the next grant
-	waiting          int     // Reserve calls waiting
-	lastEmpty        bool
-	lastReserved     int
-}
-
-func newAdmission(total, concurrency int) *admission {
-	return &admission{total: total, changed: make(chan struct{}), running: semaphore.NewWeighted(int64(concurrency)), size: int64(concurrency)}
+	waiting          bool
 }
 
 func (a *admission) member(weight, priority int) *admMember {
@@ -174,12 +168,11 @@ func (a *admission) member(weight, priority int) *admMember {
 	return m
 }
 
-// first reports whether m is the one to serve now: no member of a higher priority waits,
-// and none of its priority waits with an earlier virtual time (units granted per weight, so
-// that over time grants follow the weights). a.mu is held.
+// first reports whether m is the one to serve now: no member of a higher priority waits, and
+// none of its priority waits with an earlier virtual time. a.mu is held.
 func (a *admission) first(m *admMember) bool {
 	for _, o := range a.members {
-		if o == m || o.waiting == 0 {
+		if o == m || !o.waiting {
 			continue
 		}
 		if o.priority > m.priority || (o.priority == m.priority && o.vtime < m.vtime) {
@@ -189,12 +182,12 @@ func (a *admission) first(m *admMember) bool {
 	return true
 }
 
-// wake brings an idle member's virtual time up to the earliest of those waiting at its
-// priority, so that time spent idle is not credit to spend in a burst. a.mu is held.
-func (a *admission) wake(m *admMember) {
+// catchUp brings m's virtual time, as it starts waiting after it was idle, up to the earliest of those waiting at
+// its priority, so that time spent idle is not credit to spend in a burst. a.mu is held.
+func (a *admission) catchUp(m *admMember) {
 	low, found := 0.0, false
 	for _, o := range a.members {
-		if o != m && o.waiting > 0 && o.priority == m.priority && (!found || o.vtime < low) {
+		if o != m && o.waiting && o.priority == m.priority && (!found || o.vtime < low) {
 			low, found = o.vtime, true
 		}
 	}
@@ -203,118 +196,60 @@ func (a *admission) wake(m *admMember) {
 	}
 }
 
-// acquire blocks until m may take units: at least min(most, 10) are free (1 after an empty
-// receive) and m is first in line. It takes up to most.
-func (a *admission) acquire(ctx context.Context, m *admMember, most int) (int, error) {
-	a.mu.Lock()
-	if m.lastEmpty {
-		most = 1
-	}
-	need := min(most, maxBatch, a.total)
-	if m.lastEmpty {
-		a.wake(m) // it was idle: no credit for the time it had nothing to do
-	}
-	m.waiting++
-	for a.total-a.used < need || !a.first(m) {
-		ch := a.changed
-		a.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			a.mu.Lock()
-			m.waiting--
-			a.mu.Unlock()
-			a.notify() // m no longer blocks others' turn
-			return 0, ctx.Err()
-		}
+// reserve waits for m's turn, then reserves up to most units of s for it. idle says m's last
+// receive came back empty. It returns ctx's error when ctx ends first, and the strategy's
+// error when it is closed.
+func (a *admission) reserve(ctx context.Context, m *admMember, s worker.Strategy, most int, idle bool) (*reservation, error) {
+	for {
 		a.mu.Lock()
+		if idle {
+			a.catchUp(m)
+		}
+		m.waiting = true
+		for a.busy != nil || !a.first(m) {
+			if a.busy != nil && a.busy.priority < m.priority {
+				a.cancelBusy(errPreempted)
+			}
+			ch := a.changed
+			a.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				a.mu.Lock()
+				m.waiting = false
+				a.notify() // m no longer blocks others' turn
+				a.mu.Unlock()
+				return nil, ctx.Err()
+			}
+			a.mu.Lock()
+		}
+		m.waiting = false
+		rctx, cancel := context.WithCancelCause(ctx)
+		a.busy, a.cancelBusy = m, cancel
+		a.mu.Unlock()
+
+		n, err := s.Reserve(rctx, most)
+		preempted := err != nil && ctx.Err() == nil && errors.Is(context.Cause(rctx), errPreempted)
+		cancel(nil)
+		a.mu.Lock()
+		a.busy, a.cancelBusy = nil, nil
+		if err == nil {
+			m.vtime += float64(n) / float64(m.weight)
+		}
+		a.notify()
+		a.mu.Unlock()
+		switch {
+		case preempted:
+			continue // wait for the turn again, behind the higher priority
+		case err != nil:
+			return nil, err
+		}
+		return &reservation{s: s, n: n}, nil
 	}
-	m.waiting--
-	n := min(most, a.total-a.used)
-	a.used += n
-	m.used += n
-	m.vtime += float64(n) / float64(m.weight)
-	m.lastReserved = n
-	a.mu.Unlock()
-	a.notify() // the next in line may be served from what is left
-	return n, nil
 }
 
-func (a *admission) release(m *admMember, n int) {
-	if n <= 0 {
-		return
-	}
-	a.mu.Lock()
-	a.used -= n
-	m.used -= n
-	a.mu.Unlock()
-	a.notify()
-}
-
+// notify wakes every waiting member to look at the turn again. a.mu is held.
 func (a *admission) notify() {
-	a.mu.Lock()
 	close(a.changed)
 	a.changed = make(chan struct{})
-	a.mu.Unlock()
 }
-
-// admitted is one queue's view of a group: its own strategy, which could hold the group's
-// whole capacity, with every unit first admitted by the group.
-type admitted struct {
-	inner worker.Strategy
-	adm   *admission
-	m     *admMember
-}
-
-func (v *admitted) Reserve(ctx context.Context, most int) (int, error) {
-	n, err := v.adm.acquire(ctx, v.m, most)
-	if err != nil {
-		return 0, err
-	}
-	got, err := v.inner.Reserve(ctx, n)
-	if err != nil {
-		v.adm.release(v.m, n)
-		return 0, err
-	}
-	v.adm.release(v.m, n-got)
-	return got, nil
-}
-
-func (v *admitted) Unreserve(n int) {
-	v.adm.mu.Lock()
-	v.m.lastEmpty = n > 0 && n == v.m.lastReserved // the whole reservation came back: an empty receive
-	v.adm.mu.Unlock()
-	v.inner.Unreserve(n)
-	v.adm.release(v.m, n)
-}
-
-func (v *admitted) Submit(ctx context.Context, t worker.Task) error {
-	v.adm.mu.Lock()
-	v.m.lastEmpty = false
-	v.adm.mu.Unlock()
-	run := t.Run
-	w := min(max(t.Weight, 1), v.adm.size) // the inner strategy refuses what is too heavy
-	t.Run = func() {
-		defer v.adm.release(v.m, 1)
-		// Every queue's strategy may run the group's whole concurrency; this bounds them together.
-		_ = v.adm.running.Acquire(context.Background(), w)
-		defer v.adm.running.Release(w)
-		run()
-	}
-	return v.inner.Submit(ctx, t)
-}
-
-func (v *admitted) Free() int {
-	v.adm.mu.Lock()
-	free := v.adm.total - v.adm.used
-	v.adm.mu.Unlock()
-	return min(free, v.inner.Free())
-}
-
-func (v *admitted) Close() []worker.Task {
-	parked := v.inner.Close()
-	v.adm.release(v.m, len(parked))
-	return parked
-}
-
-func (v *admitted) Wait(ctx context.Context) error { return v.inner.Wait(ctx) }

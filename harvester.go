@@ -67,19 +67,28 @@ const (
 
 var ackRetry = backoff.Exponential{Base: 100 * time.Millisecond, Max: 2 * time.Second}
 
+// harvesterConfig configures a harvester: where to send, how to batch, and callbacks for what
+// became of each request.
+type harvesterConfig struct {
+	client   Client
+	queueURL string
+	size     int           // entries per batch, 1..10
+	interval time.Duration // how long the first entry of a batch may wait; 0 sends at once
+	// requested is called before every batch call with its operation name.
+	requested func(op string)
+	// acked is told of n deletes SQS accepted.
+	acked func(n int)
+	// failed is told of a request that failed for good.
+	failed func(k ackKind, e *AckError)
+}
+
 // harvester collects deletes and visibility changes into batches of up to size entries, sent
 // when full or interval after the first entry waits (at once when interval is 0). Calls run on
 // their own goroutines, at most maxAckSendsOpen at once; failed entries that SQS marks as not
-// the sender's fault are retried with backoff, and the rest are reported.
+// the sender's fault are retried with backoff, and the rest are reported. Start run on a
+// goroutine; add queues requests; close flushes and waits.
 type harvester struct {
-	client    Client
-	queueURL  string
-	size      int
-	interval  time.Duration
-	onError   func(error)
-	stats     *counters
-	hooks     *hooks          // may be nil
-	requested func(op string) // counts a request; nil: count in stats only
+	cfg harvesterConfig
 
 	in    chan ackReq
 	done  chan struct{}
@@ -87,10 +96,10 @@ type harvester struct {
 	sends sync.WaitGroup
 }
 
-func newHarvester(client Client, queueURL string, size int, interval time.Duration, onError func(error), stats *counters) *harvester {
+func newHarvester(cfg harvesterConfig) *harvester {
 	return &harvester{
-		client: client, queueURL: queueURL, size: size, interval: interval, onError: onError, stats: stats,
-		in: make(chan ackReq), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
+		cfg: cfg,
+		in:  make(chan ackReq), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
 	}
 }
 
@@ -113,7 +122,7 @@ func (h *harvester) run() {
 	flush := func(k ackKind) {
 		if len(pending[k]) > 0 {
 			h.send(k, pending[k])
-			pending[k] = make([]ackReq, 0, h.size)
+			pending[k] = make([]ackReq, 0, h.cfg.size)
 		}
 	}
 	flushAll := func() {
@@ -133,16 +142,16 @@ func (h *harvester) run() {
 				return
 			}
 			pending[r.kind] = append(pending[r.kind], r)
-			if len(pending[r.kind]) >= h.size {
+			if len(pending[r.kind]) >= h.cfg.size {
 				flush(r.kind)
 			}
-			if h.interval == 0 {
+			if h.cfg.interval == 0 {
 				h.drainInto(&pending, flush)
 				flushAll()
 				continue
 			}
 			if !armed && len(pending[ackDelete])+len(pending[ackVisibility]) > 0 {
-				timer.Reset(h.interval)
+				timer.Reset(h.cfg.interval)
 				armed = true
 			}
 		case <-timer.C:
@@ -163,7 +172,7 @@ func (h *harvester) drainInto(pending *[2][]ackReq, flush func(ackKind)) {
 				return
 			}
 			pending[r.kind] = append(pending[r.kind], r)
-			if len(pending[r.kind]) >= h.size {
+			if len(pending[r.kind]) >= h.cfg.size {
 				flush(r.kind)
 			}
 		default:
@@ -191,7 +200,7 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 				continue
 			}
 			for _, r := range batch {
-				h.report(&AckError{Op: k.String(), MessageID: r.id, Err: err})
+				h.cfg.failed(k, &AckError{Op: k.String(), MessageID: r.id, Err: err})
 			}
 			return
 		}
@@ -203,7 +212,7 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 				retry = append(retry, r)
 				continue
 			}
-			h.report(&AckError{Op: k.String(), MessageID: r.id, Code: aws.ToString(f.Code), SenderFault: f.SenderFault,
+			h.cfg.failed(k, &AckError{Op: k.String(), MessageID: r.id, Code: aws.ToString(f.Code), SenderFault: f.SenderFault,
 				Err: errors.New(aws.ToString(f.Message))})
 		}
 		if len(retry) == 0 {
@@ -216,27 +225,8 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 
 func (h *harvester) count(k ackKind, n int) {
 	if k == ackDelete && n > 0 {
-		h.stats.acked.Add(int64(n))
-		if h.hooks != nil {
-			for _, hk := range h.hooks.ack {
-				hk.OnAck(h.queueURL, n)
-			}
-		}
+		h.cfg.acked(n)
 	}
-}
-
-func (h *harvester) report(e *AckError) {
-	if e.Op == ackDelete.String() {
-		h.stats.ackFailed.Add(1)
-	} else {
-		h.stats.visibilityFailed.Add(1)
-	}
-	if h.hooks != nil {
-		for _, hk := range h.hooks.ackFailure {
-			hk.OnAckFailure(h.queueURL, e)
-		}
-	}
-	h.onError(e)
 }
 
 // call makes one batch request with entry ids numbered by position, never by MessageId (a
@@ -245,22 +235,18 @@ func (h *harvester) report(e *AckError) {
 func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultErrorEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ackCallTimeout)
 	defer cancel()
-	op := "DeleteMessageBatch"
+	op := opDelete
 	if k == ackVisibility {
-		op = "ChangeMessageVisibilityBatch"
+		op = opVisibility
 	}
-	if h.requested != nil {
-		h.requested(op)
-	} else {
-		h.stats.requests.Add(1)
-	}
+	h.cfg.requested(op)
 	var failed []types.BatchResultErrorEntry
 	if k == ackDelete {
 		entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))
 		for i, r := range batch {
 			entries[i] = types.DeleteMessageBatchRequestEntry{Id: batchid.For(i), ReceiptHandle: r.handle}
 		}
-		out, err := h.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &h.queueURL, Entries: entries})
+		out, err := h.cfg.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &h.cfg.queueURL, Entries: entries})
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +256,7 @@ func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultEr
 		for i, r := range batch {
 			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: batchid.For(i), ReceiptHandle: r.handle, VisibilityTimeout: r.seconds}
 		}
-		out, err := h.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &h.queueURL, Entries: entries})
+		out, err := h.cfg.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &h.cfg.queueURL, Entries: entries})
 		if err != nil {
 			return nil, err
 		}

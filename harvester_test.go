@@ -19,13 +19,31 @@ import (
 	"github.com/sqsconsumer/sqsconsumer/internal/mocks"
 )
 
+// newTestHarvester builds a harvester of 10-entry batches on queue "q" that counts into stats
+// and reports failures to onError.
+func newTestHarvester(client Client, interval time.Duration, onError func(error), stats *counters) *harvester {
+	return newHarvester(harvesterConfig{
+		client: client, queueURL: "q", size: 10, interval: interval,
+		requested: func(string) { stats.requests.Add(1) },
+		acked:     func(n int) { stats.acked.Add(int64(n)) },
+		failed: func(k ackKind, e *AckError) {
+			if k == ackDelete {
+				stats.ackFailed.Add(1)
+			} else {
+				stats.visibilityFailed.Add(1)
+			}
+			onError(e)
+		},
+	})
+}
+
 // harvest runs a harvester on client, feeds it reqs, and closes it.
 func harvest(t *testing.T, client Client, interval time.Duration, reqs []ackReq) (*counters, []error) {
 	t.Helper()
 	var mu sync.Mutex
 	var errs []error
 	stats := &counters{}
-	h := newHarvester(client, "q", 10, interval, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }, stats)
+	h := newTestHarvester(client, interval, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }, stats)
 	go h.run()
 	for _, r := range reqs {
 		h.add(r)
@@ -92,7 +110,7 @@ func TestHarvesterFlushesAfterInterval(t *testing.T) {
 		client := mocks.NewMockClient(ctrl)
 		sizes := make(chan []string, 1)
 		client.EXPECT().DeleteMessageBatch(gomock.Any(), gomock.Any()).DoAndReturn(entriesOK(t, sizes))
-		h := newHarvester(client, "q", 10, 100*time.Millisecond, func(error) {}, &counters{})
+		h := newTestHarvester(client, 100*time.Millisecond, func(error) {}, &counters{})
 		go h.run()
 		start := time.Now()
 		for _, r := range deletes(3) {

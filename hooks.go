@@ -131,26 +131,26 @@ func sortHooks(all []Hook) hooks {
 }
 
 // logOutcome logs a handler's outcome at Debug (success) or Warn (failure).
-func (c *Consumer) logOutcome(m *Message, outcome string, err error, took time.Duration) {
-	level := slog.LevelDebug
+func (q *queue) logOutcome(m *Message, err error, took time.Duration) {
+	level, outcome := slog.LevelDebug, "succeeded"
 	if err != nil {
-		level = slog.LevelWarn
+		level, outcome = slog.LevelWarn, "failed"
 	}
-	if !c.s.logger.Enabled(context.Background(), level) {
+	if !q.s.logger.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("queue", c.queueURL), slog.String("message_id", m.id()),
+	attrs := []slog.Attr{slog.String("queue", q.url), slog.String("message_id", m.id()),
 		slog.String("outcome", outcome), slog.Int("receive_count", m.ReceiveCount()), slog.Duration("took", took)}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", fmt.Sprint(err)))
 	}
-	c.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: message handled", attrs...)
+	q.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: message handled", attrs...)
 }
 
 // requested counts one API request of op and tells the hooks.
-func (c *Consumer) requested(op string) {
-	c.stats.requests.Add(1)
-	for _, h := range c.hooks.request {
-		h.OnRequest(c.queueURL, op)
+func (q *queue) requested(op string) {
+	q.stats.requests.Add(1)
+	for _, h := range q.hooks.request {
+		q.contain("OnRequest hook", func() { h.OnRequest(q.url, op) })
 	}
 }

@@ -33,10 +33,17 @@ type Message struct {
 	receivedAt time.Time
 	queueURL   string
 	env        *envelope.Envelope // parsed on first use by Envelope
-	groupSlot  bool               // holds one of its group's running places (see Consumer.groupLimit)
-	ctx        context.Context
-	cancel     context.CancelCauseFunc
-	lease      lease.Entry
+	received   *string            // the body as received, whatever middleware does to Body
+
+	// The consumer's bookkeeping; see lifecycle.go.
+	q        *queue
+	ctx      context.Context // the handler's, before hooks and timeouts
+	cancel   context.CancelCauseFunc
+	lease    lease.Entry
+	deadline time.Time // when the visibility from the receipt lapses (without a lease)
+	unit     unit      // the capacity unit, while the message and not the strategy holds it
+	lane     bool      // holds one of its lane's running places (see lanes)
+	gone     bool      // has left through exit
 }
 
 // ReceiveCount returns the ApproximateReceiveCount system attribute: 1 on the first delivery.

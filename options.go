@@ -53,7 +53,6 @@ type settings struct {
 	receiveBatch    int
 	ackBatch        int
 	ackInterval     time.Duration
-	ackIntervalSet  bool
 	visibility      time.Duration
 	maxLease        time.Duration
 	backoff         Backoff
@@ -66,6 +65,9 @@ type settings struct {
 	stopPolicy      StopPolicy
 	hooks           []Hook
 	logger          *slog.Logger // nil: slog.Default()
+	// shared names the options set that apply to what a Group's queues share (concurrency,
+	// strategy, shutdown, stop policy), so that Group.Add can refuse them.
+	shared []string
 }
 
 func defaults() settings {
@@ -117,6 +119,7 @@ func WithConcurrency(n int) Option {
 			return invalid("WithConcurrency", "%d, want >= 1", n)
 		}
 		s.concurrency = n
+		s.shared = append(s.shared, "WithConcurrency")
 		return nil
 	}
 }
@@ -130,6 +133,7 @@ func WithStrategy(f worker.Factory) Option {
 			return invalid("WithStrategy", "nil factory")
 		}
 		s.strategy = f
+		s.shared = append(s.shared, "WithStrategy")
 		return nil
 	}
 }
@@ -190,8 +194,9 @@ func WithReceiveBatchSize(n int) Option {
 	}
 }
 
-// WithAckBatchSize sets how many deletes are collected into one DeleteMessageBatch before it
-// is sent (default 10). n must be 1..10.
+// WithAckBatchSize sets how many entries are collected into one DeleteMessageBatch or
+// ChangeMessageVisibilityBatch (backoff and release) before it is sent (default 10). n must be
+// 1..10.
 func WithAckBatchSize(n int) Option {
 	return func(s *settings) error {
 		if n < 1 || n > maxBatch {
@@ -210,7 +215,7 @@ func WithAckFlushInterval(d time.Duration) Option {
 		if d < 0 {
 			return invalid("WithAckFlushInterval", "%v, want >= 0", d)
 		}
-		s.ackInterval, s.ackIntervalSet = d, true
+		s.ackInterval = d
 		return nil
 	}
 }
@@ -268,6 +273,7 @@ func WithShutdownTimeout(d time.Duration) Option {
 			return invalid("WithShutdownTimeout", "%v, want >= 0", d)
 		}
 		s.shutdownTimeout = d
+		s.shared = append(s.shared, "WithShutdownTimeout")
 		return nil
 	}
 }

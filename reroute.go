@@ -64,11 +64,12 @@ var ErrReroute = errors.New("sqsconsumer: reroute failed")
 
 const rerouteTimeout = 30 * time.Second
 
-// reroute sends m's copy as r says. An error means the original must stay.
-func (c *Consumer) reroute(m *Message, r *RerouteError) error {
+// reroute sends m's copy, as it was received, as r says. An error means the original must
+// stay.
+func (q *queue) reroute(m *Message, r *RerouteError) error {
 	fifo := strings.HasSuffix(r.QueueURL, ".fifo")
 	switch {
-	case c.s.sender == nil:
+	case q.s.sender == nil:
 		return fmt.Errorf("%w: message %s: the client cannot send; set WithSender", ErrReroute, m.id())
 	case r.Delay < 0 || r.Delay > MaxRerouteDelay:
 		return fmt.Errorf("%w: message %s: delay %v outside 0..15m", ErrReroute, m.id(), r.Delay)
@@ -77,7 +78,7 @@ func (c *Consumer) reroute(m *Message, r *RerouteError) error {
 	}
 	in := &sqs.SendMessageInput{
 		QueueUrl:          &r.QueueURL,
-		MessageBody:       m.Body,
+		MessageBody:       m.received, // as received: middleware such as Unwrap may have changed Body
 		MessageAttributes: m.MessageAttributes,
 		DelaySeconds:      visibilitySeconds(r.Delay),
 	}
@@ -90,8 +91,8 @@ func (c *Consumer) reroute(m *Message, r *RerouteError) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), rerouteTimeout)
 	defer cancel()
-	c.requested("SendMessage")
-	if _, err := c.s.sender.SendMessage(ctx, in); err != nil {
+	q.requested(opSend)
+	if _, err := q.s.sender.SendMessage(ctx, in); err != nil {
 		return fmt.Errorf("%w: message %s to %s: %w", ErrReroute, m.id(), r.QueueURL, err)
 	}
 	return nil

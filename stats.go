@@ -12,15 +12,20 @@ type Stats struct {
 	Receives      int64 // ReceiveMessage calls that returned
 	EmptyReceives int64 // of those, how many brought no message
 	ReceiveErrors int64 // ReceiveMessage calls that failed
-	Received      int64 // messages received
+	// AbandonedReceives counts receives still in flight when Run had nothing else left to do,
+	// and cancelled: messages SQS may have handed them come back after the visibility timeout.
+	AbandonedReceives int64
+	Received          int64 // messages received
 
 	Succeeded int64 // handler returned nil, or Reroute and the copy was sent (the message was queued for deletion)
 	Rerouted  int64 // of Succeeded, how many were moved to another queue (Reroute)
 	Failed    int64 // handler returned an error or panicked, or the message could not be run
-	Panics    int64 // of Failed, how many panicked
-	TimedOut  int64 // of Failed, how many ran past WithHandlerTimeout
-	Released  int64 // made visible again unhandled, at shutdown
-	Cancelled int64 // handler cut short by the shutdown timeout and released
+	Panics    int64 // of Failed, how many panicked (a *PanicError, from a Handler or a BatchHandler)
+	TimedOut  int64 // of Failed, how many ran past WithHandlerTimeout or a Timeout middleware
+	// Released counts messages made visible again unhandled: at shutdown, beyond a full lane
+	// (WithGroupLimit), behind a failed FIFO message, or refused by the strategy.
+	Released  int64
+	Cancelled int64 // handler cut short by the shutdown timeout, returned an error, and released
 	LeaseLost int64 // handler finished after its lease was lost or expired: left to SQS
 
 	Acked            int64 // deletes SQS confirmed
@@ -41,7 +46,7 @@ type Stats struct {
 }
 
 type counters struct {
-	receives, emptyReceives, receiveErrors, received                    atomic.Int64
+	receives, emptyReceives, receiveErrors, abandonedReceives, received atomic.Int64
 	succeeded, failed, panics, timedOut, released, cancelled, leaseLost atomic.Int64
 	acked, ackFailed, visibilityFailed, leaseExtended, inFlight         atomic.Int64
 	pollers, requests, rerouted                                         atomic.Int64
@@ -64,7 +69,7 @@ func (c *counters) handled(start, end time.Time) {
 
 func (c *counters) snapshot() Stats {
 	st := Stats{
-		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(),
+		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(), AbandonedReceives: c.abandonedReceives.Load(),
 		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Rerouted: c.rerouted.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), TimedOut: c.timedOut.Load(),
 		Released: c.released.Load(), Cancelled: c.cancelled.Load(), LeaseLost: c.leaseLost.Load(),
 		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), VisibilityFailed: c.visibilityFailed.Load(),
@@ -85,7 +90,7 @@ func (c *counters) snapshot() Stats {
 func (s Stats) add(o Stats) Stats {
 	r := Stats{
 		Receives: s.Receives + o.Receives, EmptyReceives: s.EmptyReceives + o.EmptyReceives,
-		ReceiveErrors: s.ReceiveErrors + o.ReceiveErrors, Received: s.Received + o.Received,
+		ReceiveErrors: s.ReceiveErrors + o.ReceiveErrors, AbandonedReceives: s.AbandonedReceives + o.AbandonedReceives, Received: s.Received + o.Received,
 		Succeeded: s.Succeeded + o.Succeeded, Rerouted: s.Rerouted + o.Rerouted, Failed: s.Failed + o.Failed,
 		Panics: s.Panics + o.Panics, TimedOut: s.TimedOut + o.TimedOut, Released: s.Released + o.Released,
 		Cancelled: s.Cancelled + o.Cancelled, LeaseLost: s.LeaseLost + o.LeaseLost, Acked: s.Acked + o.Acked,

@@ -1,6 +1,7 @@
 package sqsconsumer
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 )
@@ -60,6 +61,7 @@ func WithStopPolicy(p StopPolicy) Option {
 			return invalid("WithStopPolicy", "nil policy")
 		}
 		s.stopPolicy = p
+		s.shared = append(s.shared, "WithStopPolicy")
 		return nil
 	}
 }
@@ -71,6 +73,21 @@ type stopCheck struct {
 	active   atomic.Int64 // UnixNano of the last activity
 	handled  atomic.Int64
 	stopping atomic.Bool
+}
+
+// watch checks the policy a few times a second until ctx ends, e.g. for idle time during a
+// long poll.
+func (s *stopCheck) watch(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.check(now)
+		}
+	}
 }
 
 func (s *stopCheck) touch(now time.Time) { s.active.Store(now.UnixNano()) }

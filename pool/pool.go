@@ -139,7 +139,8 @@ func (p *Pool) Workers() int {
 }
 
 // Submit implements worker.Strategy. It never blocks: the reservation guarantees a worker or a
-// place in the waiting room.
+// place in the waiting room. A task handed to a new worker has started; a task put in the
+// waiting room starts when a worker takes it from there, unless Close takes it first.
 func (p *Pool) Submit(_ context.Context, t worker.Task) error {
 	p.mu.Lock()
 	if p.closed {
@@ -157,8 +158,10 @@ func (p *Pool) Submit(_ context.Context, t worker.Task) error {
 	case p.workers < p.max:
 		p.workers++
 		p.busy++
-		p.mu.Unlock()
+		// Counted under the lock that Close takes to set closed, so that a Wait after Close
+		// waits for this worker and its task: t has started.
 		p.alive.Start()
+		p.mu.Unlock()
 		go p.work(t)
 	default:
 		ok := p.queue.Push(t)
@@ -244,7 +247,8 @@ func (p *Pool) run(t worker.Task) {
 }
 
 // Close implements worker.Strategy: it returns the tasks in the waiting room, which will not
-// run, and lets idle workers exit.
+// run, frees their units, and lets idle workers exit. Workers take tasks from the room under
+// the same lock, so every task Close does not return is already in a worker's hands.
 func (p *Pool) Close() []worker.Task {
 	p.mu.Lock()
 	if p.closed {

@@ -84,7 +84,7 @@ func (s *Semaphore) Free() int { return s.units.Free() }
 
 // Submit implements worker.Strategy. It blocks until t's weight is free among running tasks,
 // ctx ends or Close is called (then it returns worker.ErrStopped), and starts t on a goroutine
-// of its own.
+// of its own: a task is started when Submit returns nil, so Close never has one to return.
 func (s *Semaphore) Submit(ctx context.Context, t worker.Task) error {
 	w := max(t.Weight, 1)
 	if w > s.size {
@@ -93,7 +93,12 @@ func (s *Semaphore) Submit(ctx context.Context, t worker.Task) error {
 	if err := s.weights.Acquire(ctx, int(w)); err != nil {
 		return err
 	}
-	s.running.Start()
+	// The weight may be granted while Close runs. Counting t as running and seeing Close are one
+	// step, so either Wait waits for t or t is refused.
+	if !s.running.TryStart() {
+		s.weights.Release(int(w))
+		return worker.ErrStopped
+	}
 	go s.run(t.Run, int(w))
 	return nil
 }
@@ -111,8 +116,9 @@ func (s *Semaphore) run(f func(), w int) {
 }
 
 // Close implements worker.Strategy. A semaphore parks no tasks, so it returns nil; a Submit
-// waiting for weight returns worker.ErrStopped.
+// waiting for weight, or granted it too late to start before Close, returns worker.ErrStopped.
 func (s *Semaphore) Close() []worker.Task {
+	s.running.Close()
 	s.units.Close()
 	s.weights.Close()
 	return nil

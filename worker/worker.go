@@ -41,6 +41,15 @@ type Task struct {
 // unit or gives the rest back. This is how the consumer never holds more messages than it can
 // run or park.
 //
+// A task submitted successfully is accepted. An accepted task is either started or, until
+// Close, waiting to start; which of the two is the strategy's choice (a pool's task waits in
+// its waiting room until a worker takes it, a semaphore's task is started when Submit returns).
+// A started task is one the strategy has committed to run: Run may not have been entered yet,
+// but it will be, once, and Wait waits for it to return. Close ends the waiting: every accepted
+// task is then either started or returned by Close, never both, and no other task starts. This
+// holds however Submit and Close race: whatever the order, a Submit that returns nil has its
+// task either returned by Close or waited for by a Wait called after Close.
+//
 // All methods are safe for concurrent use.
 type Strategy interface {
 	// Reserve blocks until enough units are free to be worth a receive, then reserves up to max
@@ -52,21 +61,27 @@ type Strategy interface {
 	Reserve(ctx context.Context, max int) (int, error)
 	// Unreserve gives back n reserved units that will not be submitted.
 	Unreserve(n int)
-	// Submit hands t to the strategy, using one reserved unit; the unit is freed when t.Run
-	// returns. It may block for backpressure (a weighted task waits for enough running weight to
-	// finish) until ctx ends or Close. On any error the unit is still the caller's: give it back
-	// with Unreserve. It returns ErrTooHeavy for a weight that can never fit and ErrStopped
-	// after Close.
+	// Submit hands t to the strategy, using one reserved unit. It returns nil once t is
+	// accepted: t then runs, once, and the strategy frees the unit when t.Run returns, unless
+	// Close returns t (then t never runs and Close frees the unit). Wait, called after Close,
+	// waits for every accepted task Close does not return, including one whose Submit returns
+	// nil while Close runs. Submit may block for backpressure (a weighted task waits for enough
+	// running weight to finish) until ctx ends or Close. On any error t never runs and the unit
+	// is still the caller's: give it back with Unreserve. It returns ErrTooHeavy for a weight
+	// that can never fit, and ErrStopped after Close or when Close wins a race with it.
 	Submit(ctx context.Context, t Task) error
 	// Free reports how many units could be reserved now without blocking: for a pool, idle or
 	// startable workers plus free waiting room.
 	Free() int
-	// Close stops the strategy from accepting work and returns the tasks that were accepted but
-	// not started, in submission order; they will never run and their units are freed. Tasks
-	// already running go on. Close does not block; a second Close returns nil.
+	// Close stops the strategy from accepting work and returns every accepted task that has not
+	// started, in submission order; they will never run, and the strategy frees their units
+	// (the caller does not Unreserve them). Started tasks go on; after Close no other task
+	// starts. Close does not block; a second Close returns nil.
 	Close() []Task
 	// Wait blocks until every started task has returned, or ctx ends (then it returns ctx's
-	// error and may be called again). Call it after Close.
+	// error and may be called again). Call it after Close: then every task whose Submit
+	// returned nil and that Close did not return has returned when Wait returns nil, and none
+	// starts afterwards.
 	Wait(ctx context.Context) error
 }
 

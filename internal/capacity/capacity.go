@@ -1,6 +1,7 @@
 // Package capacity holds the bookkeeping both worker strategies share: units reserved on
-// golang.org/x/sync/semaphore with the reservation rule of worker.Strategy (block for one unit,
-// then take what else is free), closing, and waiting for running tasks.
+// golang.org/x/sync/semaphore with the reservation rule of worker.Strategy (block for a
+// minimum, then take what else is free up to a maximum), closing, and waiting for running
+// tasks.
 package capacity
 
 import (
@@ -28,9 +29,14 @@ func New(size int) *Units {
 	return &Units{sem: semaphore.NewWeighted(int64(size)), size: int64(size), stopped: make(chan struct{})}
 }
 
-// Reserve blocks until atLeast units are free (at least 1, at most the size), ctx ends or
-// Close is called, takes them, then takes up to most in all of what else is free without
-// waiting. It returns how many units it took, ctx's error, or worker.ErrStopped.
+// Reserve takes between atLeast and most units and returns how many it took. most below 1
+// counts as 1, and atLeast is brought into 1..min(most, size). Reserve blocks until atLeast
+// units can be taken, then takes, without waiting, more of what is free up to most in all.
+// Callers are served in arrival order: a Reserve or Acquire that waits holds back later ones
+// even when what they want is free, and the extra units are taken only while nobody waits.
+// Reserve returns worker.ErrStopped, taking nothing, if Close was called before it or while it
+// waited, and ctx's error if ctx is done before it or ends while it waits (ErrStopped if both).
+// A Reserve that Close races may still take its units; giving them back is the caller's part.
 func (u *Units) Reserve(ctx context.Context, atLeast, most int) (int, error) {
 	if u.Stopped() {
 		return 0, worker.ErrStopped
@@ -53,7 +59,9 @@ func (u *Units) Reserve(ctx context.Context, atLeast, most int) (int, error) {
 	return n, nil
 }
 
-// Acquire blocks until n units are free or ctx ends or Close is called, and takes them.
+// Acquire blocks until n units can be taken (served in arrival order, like Reserve), and takes
+// them. It returns worker.ErrStopped or ctx's error as Reserve does; n above the size waits
+// for one of those.
 func (u *Units) Acquire(ctx context.Context, n int) error {
 	if u.Stopped() {
 		return worker.ErrStopped
@@ -91,8 +99,9 @@ func (u *Units) Release(n int) {
 // Free reports how many units are not held.
 func (u *Units) Free() int { return int(u.size - u.used.Load()) }
 
-// Close makes every Reserve, waiting or future, return worker.ErrStopped. It reports whether
-// this call was the one that closed.
+// Close makes every later Reserve and Acquire, and those waiting, return worker.ErrStopped; one
+// that is granted its units while Close runs may still return them. Close reports whether this
+// call was the one that closed.
 func (u *Units) Close() (first bool) {
 	u.closeOnce.Do(func() { close(u.stopped); first = true })
 	return first
@@ -126,15 +135,37 @@ func (c closedContext) Value(any) any { return nil }
 
 // Running counts tasks that started and have not returned. The zero value is ready to use.
 type Running struct {
-	mu   sync.Mutex
-	n    int
-	idle chan struct{} // closed when n drops to 0; nil while nobody waits
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   chan struct{} // closed when n drops to 0; nil while nobody waits
 }
 
-// Start counts one more running task.
+// Start counts one more running task, whether or not Close was called. A caller that must not
+// start tasks after closing counts them under the lock that guards its own closed flag.
 func (r *Running) Start() {
 	r.mu.Lock()
 	r.n++
+	r.mu.Unlock()
+}
+
+// TryStart counts one more running task and reports true, unless Close was called: then it
+// counts nothing and reports false. Both happen under one lock, so a task TryStart admits is
+// counted before Close returns, and a Wait that starts after Close waits for it.
+func (r *Running) TryStart() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.n++
+	return true
+}
+
+// Close makes every later TryStart report false. Tasks already counted go on being waited for.
+func (r *Running) Close() {
+	r.mu.Lock()
+	r.closed = true
 	r.mu.Unlock()
 }
 

@@ -61,8 +61,11 @@ type Manager struct {
 	extended   func(n int)
 	called     func()
 
+	poke chan struct{} // buffered 1: Add asks Run to look again (an earlier cap than it waits for)
+
 	mu      sync.Mutex
 	entries map[*Entry]struct{}
+	wake    time.Time // when Run next wakes unless poked; zero while it is not waiting (or not running)
 }
 
 // Config holds a Manager's settings.
@@ -81,7 +84,7 @@ func New(c Config) *Manager {
 	return &Manager{
 		client: c.Client, queueURL: c.QueueURL, visibility: c.Visibility,
 		maxTotal: min(c.MaxTotal, SQSMaxTotal), onError: c.OnError, extended: c.Extended, called: c.Called,
-		entries: make(map[*Entry]struct{}),
+		entries: make(map[*Entry]struct{}), poke: make(chan struct{}, 1),
 	}
 }
 
@@ -91,8 +94,18 @@ func (m *Manager) Add(e *Entry, receivedAt time.Time) {
 	e.expires = receivedAt.Add(m.visibility)
 	m.mu.Lock()
 	m.entries[e] = struct{}{}
+	poke := m.wake.IsZero() || e.limit(m.maxTotal).Before(m.wake)
 	m.mu.Unlock()
+	if poke { // Run may wait past e's cap: have it look again
+		select {
+		case m.poke <- struct{}{}:
+		default:
+		}
+	}
 }
+
+// limit is when e reaches the cap.
+func (e *Entry) limit(maxTotal time.Duration) time.Time { return e.receivedAt.Add(maxTotal) }
 
 // Remove stops covering e and reports whether the lease had already given it up (Lost was or
 // is being called), in which case the message must not be acknowledged or released.
@@ -117,15 +130,39 @@ func (m *Manager) Len() int {
 func (m *Manager) Interval() time.Duration { return max(m.visibility/4, 50*time.Millisecond) }
 
 // Run extends visibilities until stop is closed. It blocks; run it on its own goroutine.
+//
+// Run wakes every Interval to extend the entries that are due, and in between at the earliest
+// cap among the entries, so that an entry is given up when its cap is reached even when that
+// is long before it is next due for extension (a cap below the visibility).
 func (m *Manager) Run(stop <-chan struct{}) {
-	t := time.NewTicker(m.Interval())
+	interval := m.Interval()
+	next := time.Now().Add(interval) // the next regular tick
+	t := time.NewTimer(interval)
 	defer t.Stop()
+	now, regular := time.Now(), false // first pass: entries added before Run may be capped
 	for {
+		earliest := m.tick(now, regular)
+		if regular {
+			if next = next.Add(interval); !next.After(now) { // fell behind: do not catch up
+				next = now.Add(interval)
+			}
+		}
+		wake := next
+		m.mu.Lock()
+		if !earliest.IsZero() && earliest.Before(wake) {
+			wake = earliest
+		}
+		m.wake = wake
+		m.mu.Unlock()
+		// An Add since tick's scan (which cleared m.wake) has poked; the channel holds the poke.
+		t.Reset(time.Until(wake))
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
-			m.tick(now)
+		case <-m.poke:
+			now, regular = time.Now(), false
+		case now = <-t.C:
+			regular = !now.Before(next)
 		}
 	}
 }
@@ -137,21 +174,30 @@ type due struct {
 	until   time.Time
 }
 
-// tick extends the entries that are due and gives up those that cannot be extended.
-func (m *Manager) tick(now time.Time) {
+// tick gives up the entries that reached their cap and, on a regular tick, extends the entries
+// that are due and gives up those that cannot be extended. It returns the earliest cap among
+// the entries it leaves covered (zero if none).
+func (m *Manager) tick(now time.Time, regular bool) (earliest time.Time) {
 	var todo []due
 	var gone []*Entry
 	m.mu.Lock()
+	m.wake = time.Time{} // until Run waits again, every Add pokes
 	for e := range m.entries {
-		if e.lost || e.expires.Sub(now) > m.visibility/2 {
+		if e.lost {
 			continue
 		}
-		if !now.Before(e.expires) { // lapsed before we could extend it
+		limit := e.limit(m.maxTotal)
+		if !now.Before(e.expires) || !now.Before(limit) { // lapsed, or the cap is reached
 			e.lost = true
 			gone = append(gone, e)
 			continue
 		}
-		limit := e.receivedAt.Add(m.maxTotal)
+		if !regular || e.expires.Sub(now) > m.visibility/2 {
+			if earliest.IsZero() || limit.Before(earliest) {
+				earliest = limit
+			}
+			continue
+		}
 		until := now.Add(m.visibility)
 		if limit.Before(until) {
 			until = limit
@@ -163,6 +209,9 @@ func (m *Manager) tick(now time.Time) {
 		}
 		secs := int32(math.Ceil(until.Sub(now).Seconds()))
 		todo = append(todo, due{e: e, handle: e.ReceiptHandle, seconds: secs, until: now.Add(time.Duration(secs) * time.Second)})
+		if earliest.IsZero() || limit.Before(earliest) {
+			earliest = limit
+		}
 	}
 	m.mu.Unlock()
 	for _, e := range gone {
@@ -177,6 +226,7 @@ func (m *Manager) tick(now time.Time) {
 		m.extend(todo[:n])
 		todo = todo[n:]
 	}
+	return earliest
 }
 
 func (m *Manager) extend(batch []due) {

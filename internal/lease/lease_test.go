@@ -195,3 +195,177 @@ func TestFailingCallsLoseTheLeaseOnceItLapses(t *testing.T) {
 		}
 	})
 }
+
+// fakeChanger accepts every extension and records when each handle's visibility lapses.
+type fakeChanger struct {
+	mu      sync.Mutex
+	calls   int
+	lapses  map[string]time.Time // receipt handle -> when its visibility lapses
+	entries int
+}
+
+func (c *fakeChanger) ChangeMessageVisibilityBatch(_ context.Context, in *sqs.ChangeMessageVisibilityBatchInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	out := &sqs.ChangeMessageVisibilityBatchOutput{}
+	for _, e := range in.Entries {
+		c.entries++
+		c.lapses[aws.ToString(e.ReceiptHandle)] = time.Now().Add(time.Duration(e.VisibilityTimeout) * time.Second)
+		out.Successful = append(out.Successful, types.ChangeMessageVisibilityBatchResultEntry{Id: e.Id})
+	}
+	return out, nil
+}
+
+// capFixture runs a manager over a fakeChanger and records each entry's Lost call.
+type capFixture struct {
+	c      *fakeChanger
+	m      *lease.Manager
+	mu     sync.Mutex
+	called int
+	cause  map[string]error
+	at     map[string]time.Time
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newCapFixture(visibility, maxTotal time.Duration) *capFixture {
+	f := &capFixture{c: &fakeChanger{lapses: map[string]time.Time{}}, cause: map[string]error{}, at: map[string]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	f.m = lease.New(lease.Config{Client: f.c, QueueURL: "q", Visibility: visibility, MaxTotal: maxTotal,
+		Called: func() { f.mu.Lock(); f.called++; f.mu.Unlock() }})
+	return f
+}
+
+func (f *capFixture) run()   { go func() { defer close(f.done); f.m.Run(f.stop) }() }
+func (f *capFixture) close() { close(f.stop); <-f.done }
+
+// add puts a message received now, with the given visibility, under the lease.
+func (f *capFixture) add(t *testing.T, handle string, visibility time.Duration) *lease.Entry {
+	f.c.mu.Lock()
+	f.c.lapses[handle] = time.Now().Add(visibility)
+	f.c.mu.Unlock()
+	e := &lease.Entry{ReceiptHandle: handle, MessageID: handle, Lost: func(cause error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, twice := f.cause[handle]; twice {
+			t.Errorf("%s lost twice", handle)
+		}
+		f.cause[handle], f.at[handle] = cause, time.Now()
+	}}
+	f.m.Add(e, time.Now())
+	return e
+}
+
+func (f *capFixture) lost(handle string) (error, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cause[handle], f.at[handle]
+}
+
+// A cap shorter than the visibility is enforced at the cap, not when the entry would next be
+// due for extension (issue 12): with 10 min visibility and a 1 min cap, the lease gives the
+// message up at 1 min, also for an entry added while Run is already waiting.
+func TestCapBelowVisibilityExpiresAtTheCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const visibility, maxTotal = 10 * time.Minute, time.Minute
+		f := newCapFixture(visibility, maxTotal)
+		defer f.close()
+		start := time.Now()
+		a := f.add(t, "a", visibility)
+		f.run()
+		time.Sleep(30 * time.Second)
+		b := f.add(t, "b", visibility) // Run is waiting for a's cap or its next tick
+		bAdded := time.Now()
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		for _, c := range []struct {
+			name     string
+			e        *lease.Entry
+			received time.Time
+		}{{"a", a, start}, {"b", b, bAdded}} {
+			cause, at := f.lost(c.name)
+			if !errors.Is(cause, lease.ErrExpired) {
+				t.Fatalf("%s: cause %v, want ErrExpired", c.name, cause)
+			}
+			if held := at.Sub(c.received); held < maxTotal || held > maxTotal+time.Second {
+				t.Errorf("%s given up after %v, want at the %v cap", c.name, held, maxTotal)
+			}
+			if !f.m.Remove(c.e) {
+				t.Errorf("%s: Remove did not report the expired lease", c.name)
+			}
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.c.mu.Lock()
+		defer f.c.mu.Unlock()
+		if f.c.calls != 0 || f.called != 0 {
+			t.Fatalf("%d extension calls (%d reported) for leases capped below the visibility", f.c.calls, f.called)
+		}
+	})
+}
+
+// A cap longer than the visibility is reached by extensions, never passed, and the message is
+// given up before its last extension lapses.
+func TestCapAboveVisibilityExtendsThenExpiresBeforeLapse(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const visibility, maxTotal = 10 * time.Minute, 23*time.Minute + 500*time.Millisecond
+		f := newCapFixture(visibility, maxTotal)
+		defer f.close()
+		start := time.Now()
+		e := f.add(t, "a", visibility)
+		f.run()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		cause, at := f.lost("a")
+		if !errors.Is(cause, lease.ErrExpired) {
+			t.Fatalf("cause %v, want ErrExpired", cause)
+		}
+		if !f.m.Remove(e) {
+			t.Fatal("Remove did not report the expired lease")
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.c.mu.Lock()
+		defer f.c.mu.Unlock()
+		if f.c.entries < 2 {
+			t.Fatalf("%d extensions, want the lease extended up to its cap", f.c.entries)
+		}
+		if f.called != f.c.calls {
+			t.Fatalf("Called reported %d of %d ChangeMessageVisibilityBatch calls", f.called, f.c.calls)
+		}
+		lapse := f.c.lapses["a"]
+		if capAt := start.Add(maxTotal); lapse.Before(capAt) || lapse.After(capAt.Add(time.Second)) {
+			t.Fatalf("last extension lapses at %v, want at the cap %v (whole seconds)", lapse.Sub(start), maxTotal)
+		}
+		if !at.Before(lapse) {
+			t.Fatalf("given up at %v, not before the visibility lapsed at %v", at.Sub(start), lapse.Sub(start))
+		}
+	})
+}
+
+// An entry added while Run is between its scan and its wait (here from a Lost callback, which
+// runs on Run's goroutine) is still given up at its cap.
+func TestAddDuringAPassIsSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const visibility, maxTotal = 10 * time.Minute, time.Minute
+		f := newCapFixture(visibility, maxTotal)
+		defer f.close()
+		var bAdded time.Time
+		a := &lease.Entry{ReceiptHandle: "a", Lost: func(error) {
+			bAdded = time.Now()
+			f.add(t, "b", visibility)
+		}}
+		f.m.Add(a, time.Now())
+		f.run()
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		cause, at := f.lost("b")
+		if !errors.Is(cause, lease.ErrExpired) {
+			t.Fatalf("cause %v, want ErrExpired", cause)
+		}
+		if held := at.Sub(bAdded); held < maxTotal || held > maxTotal+time.Second {
+			t.Fatalf("b given up after %v, want at the %v cap", held, maxTotal)
+		}
+	})
+}

@@ -9,9 +9,12 @@ package workertest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sqsconsumer/sqsconsumer/worker"
 )
@@ -45,6 +48,7 @@ func Run(t *testing.T, f worker.Factory) {
 	t.Run("CloseReturnsUnstartedAndWaitWaits", func(t *testing.T) { testCloseAndWait(t, build(t, 2), 2) })
 	t.Run("PanicDoesNotLeakSlot", func(t *testing.T) { testPanics(t, build(t, 2)) })
 	t.Run("StoppedRefusesWork", func(t *testing.T) { testStopped(t, build(t, 2)) })
+	t.Run("SubmitRacesCloseAndWait", func(t *testing.T) { testSubmitRacesClose(t, f) })
 }
 
 // submit reserves one unit and submits fn with it, failing the test on error.
@@ -257,5 +261,159 @@ func testStopped(t *testing.T, s worker.Strategy) {
 	}
 	if err := s.Wait(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testSubmitRacesClose holds a strategy to the contract when a Submit races Close and Wait, as
+// happens when a consumer shuts down while a poller hands over a message. Many times over, a
+// fresh strategy gets one task submitted while another goroutine calls Close then Wait. Whatever
+// the order, a Submit returning nil means the task was either returned by Close (and never
+// runs) or started early enough for Wait to wait for it: it neither runs while Wait returns nor
+// starts after. A Submit that fails leaves a task that never runs, and every unit comes back.
+// A strategy's window for such a race may be a few instructions wide, so the test is
+// statistical: its 10,000 races catch, under the race detector, a strategy that breaks the
+// contract once in a couple of thousand (a pool that counted a new worker after unlocking did).
+func testSubmitRacesClose(t *testing.T, f worker.Factory) {
+	const iterations = 10000
+	var (
+		violations int
+		first      string
+		stray      atomic.Int32 // tasks that ran after they were known never to run
+	)
+	for i := range iterations {
+		if msg := submitRacesCloseOnce(t, f, i, &stray); msg != "" {
+			if violations == 0 {
+				first = fmt.Sprintf("iteration %d: %s", i, msg)
+			}
+			violations++
+		}
+	}
+	if n := stray.Load(); n > 0 {
+		t.Errorf("%d tasks that Close returned or Submit refused ran later", n)
+	}
+	if violations > 0 {
+		t.Fatalf("%d of %d races of Submit with Close+Wait broke the contract; first, %s", violations, iterations, first)
+	}
+}
+
+// submitRacesCloseOnce runs one race of Submit against Close+Wait and returns what went wrong,
+// or "".
+func submitRacesCloseOnce(t *testing.T, f worker.Factory, i int, stray *atomic.Int32) (msg string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := f(1 + i%3)
+	if err != nil {
+		t.Fatalf("factory(%d): %v", 1+i%3, err)
+	}
+	total := s.Free()
+	if n, err := s.Reserve(ctx, 1); err != nil || n != 1 {
+		t.Fatalf("Reserve(1) = %d, %v", n, err)
+	}
+	var started, ended, waitReturned, startedAfterWait, mustNotRun atomic.Bool
+	ran := make(chan struct{})
+	key := new(int)
+	task := worker.Task{Data: key, Run: func() {
+		started.Store(true)
+		if waitReturned.Load() {
+			startedAfterWait.Store(true)
+		}
+		if mustNotRun.Load() {
+			stray.Add(1)
+		}
+		ended.Store(true)
+		close(ran)
+	}}
+	var (
+		submitErr, waitErr error
+		parked             []worker.Task
+		runningAtWait      bool
+		sides              sync.WaitGroup
+	)
+	// Both sides start together, then one of them yields its processor once: the Close side
+	// three times in four, so that Close lands while the Submit is under way (a window that
+	// may be a few instructions wide), and the Submit side every fourth time.
+	submitYields, closeYields := 0, 1
+	if i%4 == 3 {
+		submitYields, closeYields = 1, 0
+	}
+	start := make(chan struct{})
+	sides.Go(func() {
+		<-start
+		yield(submitYields)
+		if submitErr = s.Submit(ctx, task); submitErr != nil {
+			s.Unreserve(1)
+		}
+	})
+	sides.Go(func() {
+		<-start
+		yield(closeYields)
+		parked = s.Close()
+		waitErr = s.Wait(ctx)
+		// Sequentially consistent with the task's own flags: either the task sees waitReturned
+		// or this sees started.
+		waitReturned.Store(true)
+		runningAtWait = started.Load() && !ended.Load()
+	})
+	close(start)
+	sides.Wait()
+	defer func() {
+		if err := s.Wait(ctx); err != nil { // let a late task's goroutine finish before the next race
+			t.Errorf("second Wait: %v", err)
+		}
+		if free := s.Free(); free != total && msg == "" {
+			msg = fmt.Sprintf("Free() = %d after the race, want all %d units back", free, total)
+		}
+	}()
+
+	if waitErr != nil {
+		return fmt.Sprintf("Wait(Background) = %v", waitErr)
+	}
+	returned := false
+	for _, p := range parked {
+		if p.Data != key {
+			return fmt.Sprintf("Close returned a task never submitted: %+v", p)
+		}
+		if returned {
+			return "Close returned the task twice"
+		}
+		returned = true
+	}
+	switch {
+	case submitErr != nil:
+		mustNotRun.Store(true)
+		if !errors.Is(submitErr, worker.ErrStopped) {
+			return fmt.Sprintf("Submit racing Close = %v, want nil or ErrStopped", submitErr)
+		}
+		if returned {
+			return fmt.Sprintf("Close returned a task whose Submit failed with %v", submitErr)
+		}
+		if started.Load() {
+			return fmt.Sprintf("a task whose Submit failed with %v ran", submitErr)
+		}
+	case returned:
+		mustNotRun.Store(true)
+		if started.Load() {
+			return "a task Close returned ran"
+		}
+	default: // accepted and not returned: it must run, and Wait must have waited for it
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second): // a guard against a hang, not a wait
+			return "an accepted task Close did not return never ran"
+		}
+		if startedAfterWait.Load() {
+			return "an accepted task Close did not return started after Wait returned"
+		}
+		if runningAtWait {
+			return "Wait returned while an accepted task was running"
+		}
+	}
+	return ""
+}
+
+// yield yields the processor n times.
+func yield(n int) {
+	for range n {
+		runtime.Gosched()
 	}
 }

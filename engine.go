@@ -1,0 +1,224 @@
+package sqsconsumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sqsconsumer/sqsconsumer/worker"
+)
+
+// engine is what the queues of a Consumer (one) or a Group (several) share: the strategy and
+// its capacity, the stop policy, the dispatcher of lanes' next messages, and Run's phases.
+type engine struct {
+	strategy        worker.Strategy
+	concurrency     int
+	shutdownTimeout time.Duration
+	stopPolicy      StopPolicy
+	queues          []*queue
+	adm             *admission // a Group's; nil for a Consumer
+
+	started atomic.Bool
+
+	// Set by run before any goroutine starts.
+	handlerBase context.Context // parent of every handler's ctx; cancelled at the shutdown timeout
+	submitCtx   context.Context // ends when intake stops
+	stopper     *stopCheck      // nil without a stop policy
+	disp        dispatcher
+}
+
+// newEngine builds the strategy; it starts nothing.
+func newEngine(s settings) (*engine, error) {
+	strategy, err := s.strategy(s.concurrency)
+	if err != nil {
+		return nil, fmt.Errorf("%w: WithStrategy: %w", ErrInvalidOption, err)
+	}
+	return &engine{strategy: strategy, concurrency: s.concurrency, shutdownTimeout: s.shutdownTimeout, stopPolicy: s.stopPolicy}, nil
+}
+
+// run is Run for every queue of the engine: start the background parts and the runners, wait
+// until intake is to stop, then shut down in phases (stopIntake, drain, abandon receives,
+// flush). It returns the queues' fatal receive errors, joined.
+func (e *engine) run(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	base, cancelHandlers := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelHandlers(context.Canceled)
+	intakeCtx, stopIntake := context.WithCancel(ctx)
+	defer stopIntake()
+	recv, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+	e.handlerBase, e.submitCtx = base, intakeCtx
+	if e.stopPolicy != nil {
+		e.stopper = &stopCheck{policy: e.stopPolicy, stop: stopIntake}
+		e.stopper.touch(time.Now())
+	}
+	e.disp.init()
+
+	var wg sync.WaitGroup // every goroutine run starts, but the runners'
+	stopLease := make(chan struct{})
+	for _, q := range e.queues {
+		wg.Go(q.harvester.run)
+		if q.lease != nil {
+			wg.Go(func() { q.lease.Run(stopLease) })
+		}
+	}
+	wg.Go(e.disp.run)
+	if e.stopper != nil {
+		wg.Go(func() { e.stopper.watch(intakeCtx) })
+	}
+	var runners sync.WaitGroup
+	errs := make([]error, len(e.queues))
+	for i, q := range e.queues {
+		runners.Go(func() {
+			if errs[i] = q.runner.run(intakeCtx, recv); errs[i] != nil {
+				stopIntake()
+			}
+		})
+	}
+
+	<-intakeCtx.Done()
+	e.stopIntake()
+	timedOut := e.drain(cancelHandlers)
+	abandon() // nothing is left to do: a receive still in flight would only delay Run
+	runners.Wait()
+	e.disp.stop() // nothing can be dispatched any more; what was is released
+	close(stopLease)
+	for _, q := range e.queues {
+		q.harvester.close() // flush
+	}
+	wg.Wait()
+
+	for i, q := range e.queues {
+		q.finish(errs[i], timedOut)
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// stopIntake is shutdown's first phase: the strategy starts nothing more, and every message
+// that has not started is released at once: those waiting in the strategy and those waiting
+// behind their message group. Messages a receive in flight brings later are released as they
+// are admitted.
+func (e *engine) stopIntake() {
+	for _, q := range e.queues {
+		if q.lanes != nil {
+			for _, m := range q.lanes.close() {
+				q.exit(m, released)
+			}
+		}
+	}
+	for _, t := range e.strategy.Close() {
+		m := t.Data.(*Message)
+		m.q.exit(m, released)
+	}
+}
+
+// drain is shutdown's second phase: running handlers finish, for up to the shutdown timeout;
+// then their ctx is cancelled with ErrShutdownTimeout and they are waited for. It reports
+// whether the timeout passed.
+func (e *engine) drain(cancelHandlers context.CancelCauseFunc) (timedOut bool) {
+	wait, cancel := context.WithTimeout(context.Background(), e.shutdownTimeout)
+	defer cancel()
+	if e.strategy.Wait(wait) == nil {
+		return false
+	}
+	cancelHandlers(ErrShutdownTimeout)
+	_ = e.strategy.Wait(context.Background()) // handlers were told to stop; wait for them to return
+	return true
+}
+
+// received notes a receive that brought n messages, for the stop policy.
+func (e *engine) received(n int, now time.Time) {
+	if e.stopper == nil {
+		return
+	}
+	if n > 0 {
+		e.stopper.touch(now)
+	}
+	e.stopper.check(now)
+}
+
+// handled notes a handler that finished at end, for the stop policy.
+func (e *engine) handled(end time.Time) {
+	if e.stopper == nil {
+		return
+	}
+	e.stopper.handled.Add(1)
+	e.stopper.touch(end)
+	e.stopper.check(end)
+}
+
+// dispatch starts m, the next message of its lane, from the dispatcher's goroutine: the
+// message whose exit freed the lane runs as a task, and Submit may block, so it must not be
+// called there.
+func (e *engine) dispatch(m *Message) { e.disp.add(m) }
+
+// dispatcher starts the lanes' next messages, in the order they were freed, on a goroutine of
+// its own.
+type dispatcher struct {
+	mu      sync.Mutex
+	todo    []*Message
+	stopped bool
+	wake    chan struct{} // holds at most one signal
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+func (d *dispatcher) init() {
+	d.wake, d.quit, d.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+}
+
+// add queues m to be started; once the dispatcher has stopped, m is released instead.
+func (d *dispatcher) add(m *Message) {
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		m.q.exit(m, released)
+		return
+	}
+	d.todo = append(d.todo, m)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) run() {
+	defer close(d.done)
+	for {
+		d.mu.Lock()
+		todo := d.todo
+		d.todo = nil
+		d.mu.Unlock()
+		for _, m := range todo {
+			m.q.start(m)
+		}
+		select {
+		case <-d.wake:
+		case <-d.quit:
+			d.mu.Lock()
+			d.stopped = true
+			todo := d.todo
+			d.todo = nil
+			d.mu.Unlock()
+			for _, m := range todo {
+				m.q.exit(m, released)
+			}
+			return
+		}
+	}
+}
+
+// stop makes the dispatcher release what it still holds, and waits for it to return.
+func (d *dispatcher) stop() {
+	close(d.quit)
+	<-d.done
+}

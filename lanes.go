@@ -1,0 +1,124 @@
+package sqsconsumer
+
+import (
+	"sync"
+	"time"
+)
+
+// laneOverflowDelay is how long a message stays invisible when its lane is full on a standard
+// queue (WithGroupLimit): it is received again after that.
+const laneOverflowDelay = time.Second
+
+// lanes keeps the messages of each MessageGroupId in line ("lanes", so as not to be confused
+// with the multi-queue Group). On a FIFO queue a lane runs one message at a time in received
+// order, and when one fails the rest of its lane goes back to SQS behind it, so that nothing
+// overtakes it. On a standard queue with WithGroupLimit a lane runs at most limit messages at
+// once, and at most limit more wait; beyond that a message is handed back to SQS for a second,
+// so that one busy tenant cannot fill the capacity with waiting messages. Messages without a
+// group id are not in any lane.
+//
+// A message holding one of its lane's running places has m.lane set; it gives the place back
+// with leave when it exits.
+type lanes struct {
+	fifo  bool
+	limit int // running places per lane: 1 on FIFO
+
+	mu     sync.Mutex
+	closed bool
+	byID   map[string]*lane
+}
+
+type lane struct {
+	running int
+	waiting []*Message // in received order
+}
+
+func newLanes(fifo bool, limit int) *lanes {
+	if fifo {
+		limit = 1
+	}
+	return &lanes{fifo: fifo, limit: limit, byID: make(map[string]*lane)}
+}
+
+// enter puts one receive's messages in their lanes, all at once, in received order. It
+// returns those that may start now (without a group id, or with a free running place), those
+// to hand back because their lane is full, and those refused because the lanes are closed.
+// The others wait in their lane.
+func (l *lanes) enter(batch []*Message) (start, overflow, refused []*Message) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range batch {
+		id := m.GroupID()
+		if id == "" {
+			start = append(start, m)
+			continue
+		}
+		if l.closed {
+			refused = append(refused, m)
+			continue
+		}
+		ln := l.byID[id]
+		if ln == nil {
+			ln = &lane{}
+			l.byID[id] = ln
+		}
+		switch {
+		case ln.running < l.limit:
+			ln.running++
+			m.lane = true
+			start = append(start, m)
+		case l.fifo || len(ln.waiting) < l.limit:
+			ln.waiting = append(ln.waiting, m)
+		default:
+			overflow = append(overflow, m)
+		}
+	}
+	return start, overflow, refused
+}
+
+// leave gives back m's running place. ok says whether m succeeded. It returns the lane's next
+// message, which now holds the place and must be started, and the messages to release: on a
+// FIFO queue the rest of the lane when m did not succeed, and the rest of any lane once the
+// lanes are closed.
+func (l *lanes) leave(m *Message, ok bool) (next *Message, rest []*Message) {
+	id := m.GroupID()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m.lane = false
+	ln := l.byID[id]
+	if ln == nil {
+		return nil, nil
+	}
+	ln.running--
+	switch {
+	case l.closed || (l.fifo && !ok):
+		rest, ln.waiting = ln.waiting, nil
+	case len(ln.waiting) > 0:
+		next = ln.waiting[0]
+		ln.waiting[0] = nil
+		ln.waiting = ln.waiting[1:]
+		next.lane = true
+		ln.running++
+	}
+	if ln.running == 0 && len(ln.waiting) == 0 {
+		delete(l.byID, id)
+	}
+	return next, rest
+}
+
+// close stops the lanes from taking messages and returns every waiting one, to be released at
+// once: at shutdown nothing waits for its group's running message to finish.
+func (l *lanes) close() []*Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	var all []*Message
+	for id, ln := range l.byID {
+		all = append(all, ln.waiting...)
+		ln.waiting = nil
+		if ln.running == 0 {
+			delete(l.byID, id)
+		}
+	}
+	return all
+}

@@ -1,0 +1,343 @@
+package sqsconsumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer/worker"
+)
+
+// A message's life, in one place:
+//
+//	runner.poll    reserve capacity (a reservation of units) -> ReceiveMessage -> queue.admit
+//	queue.admit    every message of the receive is leased at once and takes a unit; then
+//	               lanes.enter puts them in their message group's line, all together
+//	queue.start    strategy.Submit: from here the strategy owns the message's unit
+//	queue.handle   hooks and handler, panics and timeouts contained -> queue.judge -> outcome
+//	queue.exit     the one way out: lease entry removed, delete or visibility change handed to
+//	               the harvester, counted, hooks called, unit returned, the lane's next started
+//
+// Messages that never run (shutdown, a full lane, a strategy that refuses them) leave through
+// queue.exit too, with a release outcome.
+
+// unit is one reserved unit of the strategy's capacity. The message it was reserved for holds
+// it until the strategy accepts the message's task; the strategy then frees it when the task
+// returns. The zero unit holds nothing.
+type unit struct{ s worker.Strategy }
+
+// giveBack returns the unit to the strategy if the message still holds it.
+func (u *unit) giveBack() {
+	if u.s != nil {
+		u.s.Unreserve(1)
+		u.s = nil
+	}
+}
+
+// reservation is the units one reserve call got for one receive: each admitted message takes
+// one, and close gives back the rest. It is used by one goroutine.
+type reservation struct {
+	s        worker.Strategy
+	n, taken int
+}
+
+// take hands out one unit, or the zero unit when all n are taken (a server that returned more
+// messages than asked for).
+func (r *reservation) take() unit {
+	if r.taken >= r.n {
+		return unit{}
+	}
+	r.taken++
+	return unit{s: r.s}
+}
+
+// close gives back the units nobody took.
+func (r *reservation) close() {
+	if left := r.n - r.taken; left > 0 {
+		r.taken = r.n
+		r.s.Unreserve(left)
+	}
+}
+
+// exitKind is how a message leaves the consumer.
+type exitKind uint8
+
+const (
+	exitDelete  exitKind = iota // handled (or rerouted): delete it
+	exitRetry                   // the handler failed: visibility as the retry policy says
+	exitRelease                 // never ran: visible again after delay (0: at once)
+	exitCancel                  // cut short by the shutdown timeout: visible again at once
+)
+
+// outcome is what becomes of a message when it leaves.
+type outcome struct {
+	kind     exitKind
+	err      error         // the handler's error (exitRetry, exitCancel)
+	delay    time.Duration // exitRelease
+	rerouted bool          // exitDelete: a copy went to another queue first
+	seconds  int32         // exitRetry: the new visibility...
+	change   bool          // ...when it is to change at all
+}
+
+var released = outcome{kind: exitRelease}
+
+// newMessage wraps a received message, holding u, and puts it under the lease.
+func (q *queue) newMessage(tm *types.Message, now time.Time, u unit) *Message {
+	m := &Message{Message: *tm, receivedAt: now, queueURL: q.url, received: tm.Body, unit: u, q: q}
+	m.ctx, m.cancel = context.WithCancelCause(q.eng.handlerBase)
+	m.deadline = now.Add(q.s.visibility)
+	m.lease.ReceiptHandle = aws.ToString(tm.ReceiptHandle)
+	m.lease.MessageID = m.id()
+	m.lease.Lost = m.cancel
+	if q.lease != nil {
+		q.lease.Add(&m.lease, now)
+	}
+	q.stats.received.Add(1)
+	q.stats.inFlight.Add(1)
+	return m
+}
+
+// admit implements intake: the whole receive is leased and put in its lanes before any of it
+// starts, so a message can never overtake an earlier one of its group from the same receive.
+func (q *queue) admit(msgs []types.Message, res *reservation) {
+	now := time.Now()
+	q.eng.received(len(msgs), now)
+	if len(msgs) == 0 {
+		return
+	}
+	batch := make([]*Message, len(msgs))
+	for i := range msgs {
+		batch[i] = q.newMessage(&msgs[i], now, res.take())
+	}
+	start := batch
+	if q.lanes != nil {
+		var overflow, refused []*Message
+		start, overflow, refused = q.lanes.enter(batch)
+		for _, m := range overflow {
+			q.exit(m, outcome{kind: exitRelease, delay: laneOverflowDelay})
+		}
+		for _, m := range refused {
+			q.exit(m, released)
+		}
+	}
+	for _, m := range start {
+		if m.unit.s == nil { // beyond what was asked for: keep the bound on what is held
+			q.exit(m, released)
+			continue
+		}
+		q.start(m)
+	}
+}
+
+// start hands m to the strategy. It may block while the strategy applies backpressure.
+func (q *queue) start(m *Message) {
+	w := int64(1)
+	if q.s.weight != nil {
+		q.contain("WithWeight function", func() { w = q.s.weight(m) })
+	}
+	held := m.unit.s
+	m.unit.s = nil // the strategy owns it from Submit on, and may free it before Submit returns
+	err := q.eng.strategy.Submit(q.eng.submitCtx, worker.Task{Run: func() { q.handle(m) }, Weight: w, Data: m})
+	if err == nil {
+		return
+	}
+	m.unit.s = held // "on any error the unit is still the caller's"
+	if errors.Is(err, worker.ErrTooHeavy) {
+		err = fmt.Errorf("sqsconsumer: message %s cannot run: %w", m.id(), err)
+		q.reportError(err)
+		q.exit(m, q.retry(m, err))
+		return
+	}
+	if !errors.Is(err, worker.ErrStopped) && q.eng.submitCtx.Err() == nil {
+		q.reportError(fmt.Errorf("sqsconsumer: message %s refused by the strategy: %w", m.id(), err))
+	}
+	q.exit(m, released)
+}
+
+// handle runs the handler on m and lets m leave with the outcome. It is the task a strategy
+// runs; nothing it calls can keep m from leaving (handler, hook and logger panics are
+// contained).
+func (q *queue) handle(m *Message) {
+	start := time.Now()
+	ctx := m.ctx
+	for _, h := range q.hooks.start {
+		q.contain("OnHandlerStart hook", func() {
+			if c := h.OnHandlerStart(ctx, m); c != nil {
+				ctx = c
+			}
+		})
+	}
+	err := q.call(ctx, m)
+	end := time.Now()
+	for _, h := range q.hooks.end {
+		q.contain("OnHandlerEnd hook", func() { h.OnHandlerEnd(ctx, m, err, end.Sub(start)) })
+	}
+	q.stats.handled(start, end)
+	q.contain("logger", func() { q.logOutcome(m, err, end.Sub(start)) })
+	q.exit(m, q.judge(m, err))
+	q.eng.handled(end)
+}
+
+// call runs the handler with the handler timeout, turning a panic into a *PanicError.
+func (q *queue) call(ctx context.Context, m *Message) (err error) {
+	if q.s.handlerTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, q.s.handlerTimeout, ErrHandlerTimeout)
+		defer func() {
+			if context.Cause(ctx) == ErrHandlerTimeout && !errors.Is(err, ErrHandlerTimeout) {
+				if err == nil {
+					err = ErrHandlerTimeout
+				} else {
+					err = fmt.Errorf("%w: %w", ErrHandlerTimeout, err)
+				}
+			}
+			cancel()
+		}()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return q.handler(ctx, m)
+}
+
+// judge turns a handler's return into an outcome. A panic or a handler timeout is a failure
+// even when the shutdown timeout also passed, so Panics and TimedOut stay within Failed.
+func (q *queue) judge(m *Message, err error) outcome {
+	var pe *PanicError
+	switch {
+	case err == nil:
+		return outcome{kind: exitDelete}
+	case errors.As(err, &pe), errors.Is(err, ErrHandlerTimeout):
+		return q.retry(m, err)
+	case errors.Is(context.Cause(m.ctx), ErrShutdownTimeout):
+		return outcome{kind: exitCancel, err: err}
+	}
+	var r *RerouteError
+	if errors.As(err, &r) && m.ctx.Err() == nil { // a message whose lease is gone is not ours to move
+		if rerr := q.reroute(m, r); rerr != nil {
+			q.reportError(rerr)
+		} else {
+			return outcome{kind: exitDelete, rerouted: true}
+		}
+	}
+	return q.retry(m, err)
+}
+
+// retry is the outcome of a failure: the RetryError's visibility, else the backoff policy's,
+// else (no policy) unchanged.
+func (q *queue) retry(m *Message, err error) outcome {
+	o := outcome{kind: exitRetry, err: err}
+	var re *RetryError
+	switch {
+	case errors.As(err, &re):
+		if !re.Keep {
+			o.seconds, o.change = visibilitySeconds(re.Delay), true
+		}
+	case q.s.backoff != nil:
+		var d time.Duration
+		q.contain("backoff policy", func() { d = q.s.backoff(m.ReceiveCount()) })
+		o.seconds, o.change = visibilitySeconds(d), true
+	}
+	return o
+}
+
+// exit is the one way a message leaves the consumer, whatever became of it: the lease lets it
+// go, the delete or visibility change goes to the harvester (none when the lease was lost: the
+// message may be someone else's by now), it is counted once, hooks hear of it, its capacity
+// unit is returned if it still holds one, and its lane lets the next message of its group go.
+func (q *queue) exit(m *Message, o outcome) {
+	if m.gone { // a bug: say so rather than count or delete twice
+		q.reportError(fmt.Errorf("sqsconsumer: internal error: message %s left twice", m.id()))
+		return
+	}
+	m.gone = true
+	ok := false
+	if cause, lost := q.unlease(m); lost {
+		q.stats.leaseLost.Add(1)
+		for _, h := range q.hooks.leaseLost {
+			q.contain("OnLeaseLost hook", func() { h.OnLeaseLost(m, cause) })
+		}
+	} else {
+		switch o.kind {
+		case exitDelete:
+			q.harvester.add(ackReq{kind: ackDelete, id: m.id(), handle: m.ReceiptHandle})
+			q.stats.succeeded.Add(1)
+			if o.rerouted {
+				q.stats.rerouted.Add(1)
+			}
+			ok = true
+		case exitRetry:
+			q.stats.failed.Add(1)
+			var pe *PanicError
+			if errors.As(o.err, &pe) {
+				q.stats.panics.Add(1)
+			}
+			if errors.Is(o.err, ErrHandlerTimeout) {
+				q.stats.timedOut.Add(1)
+			}
+			if o.change {
+				q.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: o.seconds})
+			}
+		case exitRelease:
+			q.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: visibilitySeconds(o.delay)})
+			q.stats.released.Add(1)
+		case exitCancel:
+			q.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle})
+			q.stats.cancelled.Add(1)
+		}
+	}
+	m.cancel(context.Canceled)
+	q.stats.inFlight.Add(-1)
+	m.unit.giveBack()
+	if m.lane {
+		next, rest := q.lanes.leave(m, ok)
+		for _, w := range rest {
+			q.exit(w, released)
+		}
+		if next != nil {
+			q.eng.dispatch(next)
+		}
+	}
+}
+
+// unlease takes m off the lease and reports whether the lease had given it up, and why.
+// Without a lease a message is lost once the visibility from its receipt has lapsed.
+func (q *queue) unlease(m *Message) (cause error, lost bool) {
+	if q.lease != nil {
+		if q.lease.Remove(&m.lease) {
+			return context.Cause(m.ctx), true
+		}
+		return nil, false
+	}
+	if !time.Now().Before(m.deadline) {
+		return ErrLeaseLost, true
+	}
+	return nil, false
+}
+
+// contain runs f, turning a panic into a reported error: code the consumer calls on a
+// message's path (hooks, the logger, user functions) must not keep the message from leaving.
+func (q *queue) contain(what string, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			q.reportError(fmt.Errorf("sqsconsumer: %s panicked: %w", what, &PanicError{Value: v, Stack: debug.Stack()}))
+		}
+	}()
+	f()
+}
+
+// visibilitySeconds rounds d up to whole seconds within SQS's 0..12 h.
+func visibilitySeconds(d time.Duration) int32 {
+	if d <= 0 {
+		return 0
+	}
+	return int32(min(math.Ceil(d.Seconds()), MaxVisibilityTimeout.Seconds()))
+}
