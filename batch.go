@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,7 +36,8 @@ func (f BatchFailures) Error() string {
 //
 // Each waiting message holds one of the consumer's concurrency slots, so give the consumer a
 // concurrency of at least size (a multiple of it to run batches in parallel). The batch's ctx
-// ends when any of its messages' ctx ends. A nil h, a size outside 1..10 or a window <= 0 is an
+// ends when any of its messages' ctx ends; a message whose ctx ends while it waits for its
+// batch leaves it and fails with the ctx's cause, so a shutdown never waits out the window. A nil h, a size outside 1..10 or a window <= 0 is an
 // error wrapping ErrInvalidOption.
 func Batch(h BatchHandler, size int, window time.Duration) (Handler, error) {
 	switch {
@@ -83,6 +85,23 @@ func (b *batcher) handle(ctx context.Context, m *Message) error {
 	default:
 		b.mu.Unlock()
 	}
+	select {
+	case err := <-call.done:
+		return err
+	case <-ctx.Done():
+	}
+	// The message's ctx ended (shutdown timeout, lost lease) while it waited for its batch:
+	// it leaves the batch, unless the batch already started, whose ctx then ends too.
+	b.mu.Lock()
+	if i := slices.Index(b.pending, call); i >= 0 {
+		b.pending = slices.Delete(b.pending, i, i+1)
+		if len(b.pending) == 0 {
+			b.take()
+		}
+		b.mu.Unlock()
+		return fmt.Errorf("sqsconsumer: message %s left its batch before it ran: %w", m.id(), context.Cause(ctx))
+	}
+	b.mu.Unlock()
 	return <-call.done
 }
 

@@ -2,16 +2,15 @@ package sqsconsumer
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
 	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
+	"github.com/sqsconsumer/sqsconsumer/internal/sqsbatch"
 )
 
 // AckError reports a delete or visibility change that did not succeed after its retries.
@@ -190,83 +189,60 @@ func (h *harvester) send(k ackKind, batch []ackReq) {
 	}()
 }
 
-// deliver sends one batch, retrying what may succeed later.
+// ackPolicy is how hard the harvester tries: a batch entry that SQS says may succeed later
+// (or does not mention) is retried, up to ackAttempts calls, each on a ctx shutdown does not
+// cancel.
+var ackPolicy = sqsbatch.Policy{Attempts: ackAttempts, Backoff: ackRetry, Timeout: ackCallTimeout, Permanent: permanent}
+
+// deliver sends one batch, retrying what may succeed later, and reports each entry's outcome.
 func (h *harvester) deliver(k ackKind, batch []ackReq) {
-	for attempt := 1; ; attempt++ {
-		failed, err := h.call(k, batch)
-		if err != nil {
-			if attempt < ackAttempts && !permanent(err) {
-				backoff.Sleep(nil, ackRetry.Delay(attempt))
-				continue
-			}
-			for _, r := range batch {
-				h.cfg.failed(k, &AckError{Op: k.String(), MessageID: r.id, Err: err})
-			}
+	acked := 0
+	sqsbatch.Do(len(batch), ackPolicy, func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
+		return h.call(ctx, k, batch, idx)
+	}, func(i int, r sqsbatch.Result) {
+		if r.OK {
+			acked++
 			return
 		}
-		h.count(k, len(batch)-len(failed))
-		var retry []ackReq
-		for i, f := range failed {
-			r := batch[i]
-			if !f.SenderFault && attempt < ackAttempts {
-				retry = append(retry, r)
-				continue
-			}
-			h.cfg.failed(k, &AckError{Op: k.String(), MessageID: r.id, Code: aws.ToString(f.Code), SenderFault: f.SenderFault,
-				Err: errors.New(aws.ToString(f.Message))})
-		}
-		if len(retry) == 0 {
-			return
-		}
-		batch = retry
-		backoff.Sleep(nil, ackRetry.Delay(attempt))
+		h.cfg.failed(k, &AckError{Op: k.String(), MessageID: batch[i].id, Code: r.Code, SenderFault: r.SenderFault, Err: r.Error()})
+	})
+	if k == ackDelete && acked > 0 {
+		h.cfg.acked(acked)
 	}
 }
 
-func (h *harvester) count(k ackKind, n int) {
-	if k == ackDelete && n > 0 {
-		h.cfg.acked(n)
-	}
-}
-
-// call makes one batch request with entry ids numbered by position, never by MessageId (a
-// message received twice would otherwise fail the whole batch as a duplicate id). It returns
-// the failed entries by position.
-func (h *harvester) call(k ackKind, batch []ackReq) (map[int]types.BatchResultErrorEntry, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), ackCallTimeout)
-	defer cancel()
-	op := opDelete
-	if k == ackVisibility {
-		op = opVisibility
-	}
-	h.cfg.requested(op)
-	var failed []types.BatchResultErrorEntry
+// call makes one batch request of the entries of batch at positions idx, numbered by position
+// in the request, never by MessageId (a message received twice would otherwise fail the whole
+// batch as a duplicate id).
+func (h *harvester) call(ctx context.Context, k ackKind, batch []ackReq, idx []int) (sqsbatch.Response, error) {
 	if k == ackDelete {
-		entries := make([]types.DeleteMessageBatchRequestEntry, len(batch))
-		for i, r := range batch {
-			entries[i] = types.DeleteMessageBatchRequestEntry{Id: batchid.For(i), ReceiptHandle: r.handle}
+		h.cfg.requested(opDelete)
+		entries := make([]types.DeleteMessageBatchRequestEntry, len(idx))
+		for j, i := range idx {
+			entries[j] = types.DeleteMessageBatchRequestEntry{Id: batchid.For(j), ReceiptHandle: batch[i].handle}
 		}
 		out, err := h.cfg.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &h.cfg.queueURL, Entries: entries})
 		if err != nil {
-			return nil, err
+			return sqsbatch.Response{}, err
 		}
-		failed = out.Failed
-	} else {
-		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
-		for i, r := range batch {
-			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: batchid.For(i), ReceiptHandle: r.handle, VisibilityTimeout: r.seconds}
+		resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
+		for j, ok := range out.Successful {
+			resp.Successful[j].ID = ok.Id
 		}
-		out, err := h.cfg.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &h.cfg.queueURL, Entries: entries})
-		if err != nil {
-			return nil, err
-		}
-		failed = out.Failed
+		return resp, nil
 	}
-	byPos := make(map[int]types.BatchResultErrorEntry, len(failed))
-	for _, f := range failed {
-		if i, ok := batchid.Position(f.Id, len(batch)); ok {
-			byPos[i] = f
-		} // else not an entry we sent: nothing to retry
+	h.cfg.requested(opVisibility)
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(idx))
+	for j, i := range idx {
+		entries[j] = types.ChangeMessageVisibilityBatchRequestEntry{Id: batchid.For(j), ReceiptHandle: batch[i].handle, VisibilityTimeout: batch[i].seconds}
 	}
-	return byPos, nil
+	out, err := h.cfg.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &h.cfg.queueURL, Entries: entries})
+	if err != nil {
+		return sqsbatch.Response{}, err
+	}
+	resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
+	for j, ok := range out.Successful {
+		resp.Successful[j].ID = ok.Id
+	}
+	return resp, nil
 }

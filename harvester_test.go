@@ -166,7 +166,8 @@ func TestHarvesterRetriesFailedCallsButNotPermanentOnes(t *testing.T) {
 		transient := &smithy.GenericAPIError{Code: "InternalFailure", Fault: smithy.FaultServer}
 		gomock.InOrder(
 			client.EXPECT().ChangeMessageVisibilityBatch(gomock.Any(), gomock.Any()).Return(nil, transient).Times(2),
-			client.EXPECT().ChangeMessageVisibilityBatch(gomock.Any(), gomock.Any()).Return(&sqs.ChangeMessageVisibilityBatchOutput{}, nil),
+			client.EXPECT().ChangeMessageVisibilityBatch(gomock.Any(), gomock.Any()).Return(&sqs.ChangeMessageVisibilityBatchOutput{
+				Successful: []types.ChangeMessageVisibilityBatchResultEntry{{Id: aws.String("0")}}}, nil),
 		)
 		stats, errs := harvest(t, client, time.Hour, []ackReq{{kind: ackVisibility, id: "m", handle: aws.String("h"), seconds: 5}})
 		if len(errs) != 0 || stats.visibilityFailed.Load() != 0 {

@@ -334,3 +334,57 @@ func WithGroupLimit(n int) Option {
 		return nil
 	}
 }
+
+// WithHooks adds hooks (see Hook). Each must implement at least one Hook* interface.
+func WithHooks(hooks ...Hook) Option {
+	return func(s *settings) error {
+		for i, h := range hooks {
+			switch h.(type) {
+			case HookRequest, HookReceive, HookHandlerStart, HookHandlerEnd, HookAck, HookAckFailure, HookLeaseExtended, HookLeaseLost:
+				s.hooks = append(s.hooks, h)
+			default:
+				return invalid("WithHooks", "hook %d (%T) implements no Hook interface", i, h)
+			}
+		}
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default slog.Default()). The consumer logs, with the queue URL
+// and message id as attributes: errors it handles itself (failed receives, deletes, visibility
+// changes) at level Error, a failed handler at Warn, and each handled message at Debug, so
+// that at the usual Info level only problems show. A WithErrorHandler replaces the Error-level
+// logging of the errors it receives. l must not be nil.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error {
+		if l == nil {
+			return invalid("WithLogger", "nil logger")
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// WithSender sets the client Reroute sends with. By default the consumer's own client is used
+// when it can send (*sqs.Client and sqstest.Server can). s must not be nil.
+func WithSender(s Sender) Option {
+	return func(st *settings) error {
+		if s == nil {
+			return invalid("WithSender", "nil sender")
+		}
+		st.sender = s
+		return nil
+	}
+}
+
+// WithStopPolicy makes Run stop by itself when p says so (see StopPolicy). p must not be nil.
+func WithStopPolicy(p StopPolicy) Option {
+	return func(s *settings) error {
+		if p == nil {
+			return invalid("WithStopPolicy", "nil policy")
+		}
+		s.stopPolicy = p
+		s.shared = append(s.shared, "WithStopPolicy")
+		return nil
+	}
+}

@@ -15,18 +15,6 @@ type Sender interface {
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 }
 
-// WithSender sets the client Reroute sends with. By default the consumer's own client is used
-// when it can send (*sqs.Client and sqstest.Server can). s must not be nil.
-func WithSender(s Sender) Option {
-	return func(st *settings) error {
-		if s == nil {
-			return invalid("WithSender", "nil sender")
-		}
-		st.sender = s
-		return nil
-	}
-}
-
 // MaxRerouteDelay is the longest delay SQS accepts on a sent message.
 const MaxRerouteDelay = 15 * time.Minute
 

@@ -54,18 +54,6 @@ func StopWhenAll(policies ...StopPolicy) StopPolicy {
 	}
 }
 
-// WithStopPolicy makes Run stop by itself when p says so (see StopPolicy). p must not be nil.
-func WithStopPolicy(p StopPolicy) Option {
-	return func(s *settings) error {
-		if p == nil {
-			return invalid("WithStopPolicy", "nil policy")
-		}
-		s.stopPolicy = p
-		s.shared = append(s.shared, "WithStopPolicy")
-		return nil
-	}
-}
-
 // stopCheck is the consumer's side of a StopPolicy.
 type stopCheck struct {
 	policy   StopPolicy

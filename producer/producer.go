@@ -18,6 +18,7 @@ import (
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
 	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
+	"github.com/sqsconsumer/sqsconsumer/internal/sqsbatch"
 )
 
 // Client is the subset of *sqs.Client a Producer calls; sqstest.Server satisfies it too.
@@ -304,70 +305,51 @@ func (p *Producer) flushLocked() {
 	}()
 }
 
-// deliver sends one batch, retrying the entries and calls that may succeed later.
+// policy is how hard deliver tries: an entry SQS says may succeed later, or does not mention,
+// and a failed call are retried up to attempts times.
+var policy = sqsbatch.Policy{Attempts: attempts, Backoff: retry, Timeout: callTimeout}
+
+// deliver sends one batch, retrying the entries and calls that may succeed later, and settles
+// each send.
 func (p *Producer) deliver(batch []*send) {
-	for attempt := 1; len(batch) > 0; attempt++ {
-		entries := make([]types.SendMessageBatchRequestEntry, len(batch))
-		for i, s := range batch {
-			e := types.SendMessageBatchRequestEntry{Id: batchid.For(i), MessageBody: aws.String(s.m.Body),
-				MessageAttributes: s.m.Attributes, DelaySeconds: int32((s.m.Delay + time.Second - 1) / time.Second)}
-			if s.m.GroupID != "" {
-				e.MessageGroupId = aws.String(s.m.GroupID)
+	sqsbatch.Do(len(batch), policy, func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
+		entries := make([]types.SendMessageBatchRequestEntry, len(idx))
+		for j, i := range idx {
+			m := batch[i].m
+			e := types.SendMessageBatchRequestEntry{Id: batchid.For(j), MessageBody: aws.String(m.Body),
+				MessageAttributes: m.Attributes, DelaySeconds: int32((m.Delay + time.Second - 1) / time.Second)}
+			if m.GroupID != "" {
+				e.MessageGroupId = aws.String(m.GroupID)
 			}
-			if s.m.DeduplicationID != "" {
-				e.MessageDeduplicationId = aws.String(s.m.DeduplicationID)
+			if m.DeduplicationID != "" {
+				e.MessageDeduplicationId = aws.String(m.DeduplicationID)
 			}
-			entries[i] = e
+			entries[j] = e
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		p.mu.Lock()
 		p.calls++
 		p.mu.Unlock()
 		out, err := p.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &p.queueURL, Entries: entries})
-		cancel()
 		if err != nil {
-			if attempt < attempts {
-				backoff.Sleep(nil, retry.Delay(attempt))
-				continue
-			}
-			for _, s := range batch {
-				s.err = &SendError{Code: "RequestFailed", Err: err}
-				close(s.done)
-			}
-			return
+			return sqsbatch.Response{}, err
 		}
-		for _, ok := range out.Successful {
-			if i, found := batchid.Position(ok.Id, len(batch)); found && batch[i] != nil {
-				batch[i].id = aws.ToString(ok.MessageId)
-				close(batch[i].done)
-				batch[i] = nil
-			}
+		resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
+		for j, ok := range out.Successful {
+			resp.Successful[j] = sqsbatch.Success{ID: ok.Id, MessageID: aws.ToString(ok.MessageId)}
 		}
-		var again []*send
-		for _, f := range out.Failed {
-			i, found := batchid.Position(f.Id, len(batch))
-			if !found || batch[i] == nil {
-				continue
-			}
-			s := batch[i]
-			batch[i] = nil
-			if !f.SenderFault && attempt < attempts {
-				again = append(again, s)
-				continue
-			}
-			s.err = &SendError{Code: aws.ToString(f.Code), SenderFault: f.SenderFault, Err: errors.New(aws.ToString(f.Message))}
-			close(s.done)
+		return resp, nil
+	}, func(i int, r sqsbatch.Result) {
+		s := batch[i]
+		switch {
+		case r.OK:
+			s.id = r.MessageID
+		case r.Err != nil:
+			s.err = &SendError{Code: "RequestFailed", Err: r.Err}
+		default:
+			s.err = &SendError{Code: r.Code, SenderFault: r.SenderFault, Err: r.Error()}
 		}
-		for _, s := range batch { // neither successful nor failed: SQS said nothing of it
-			if s != nil {
-				again = append(again, s)
-			}
-		}
-		batch = again
-		if len(batch) > 0 {
-			backoff.Sleep(nil, retry.Delay(attempt))
-		}
-	}
+		close(s.done)
+	})
 }
 
 // Flush sends what waits for its batch to fill and blocks until every batch started so far

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
+	"github.com/sqsconsumer/sqsconsumer/internal/sqsbatch"
 )
 
 // Causes handed to Entry.Lost.
@@ -230,31 +231,36 @@ func (m *Manager) tick(now time.Time, regular bool) (earliest time.Time) {
 }
 
 func (m *Manager) extend(batch []due) {
-	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
-	for i, d := range batch {
-		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{
-			Id: batchid.For(i), ReceiptHandle: aws.String(d.handle), VisibilityTimeout: d.seconds,
+	results := make([]sqsbatch.Result, len(batch))
+	// One attempt: what fails is tried again at the next tick, while there is time.
+	policy := sqsbatch.Policy{Attempts: 1, Timeout: m.Interval()}
+	sqsbatch.Do(len(batch), policy, func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
+		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(idx))
+		for j, i := range idx {
+			entries[j] = types.ChangeMessageVisibilityBatchRequestEntry{
+				Id: batchid.For(j), ReceiptHandle: aws.String(batch[i].handle), VisibilityTimeout: batch[i].seconds,
+			}
 		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.Interval())
-	defer cancel()
-	if m.called != nil {
-		m.called()
-	}
-	out, err := m.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &m.queueURL, Entries: entries})
-	if err != nil {
+		if m.called != nil {
+			m.called()
+		}
+		out, err := m.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &m.queueURL, Entries: entries})
+		if err != nil {
+			return sqsbatch.Response{}, err
+		}
+		resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
+		for j, ok := range out.Successful {
+			resp.Successful[j].ID = ok.Id
+		}
+		return resp, nil
+	}, func(i int, r sqsbatch.Result) { results[i] = r })
+	if err := results[0].Err; err != nil {
 		// Nothing was extended; the next tick tries again, and an entry whose visibility lapses
 		// meanwhile is given up then.
 		if m.onError != nil {
 			m.onError(errors.Join(errors.New("sqsconsumer: extend visibility"), err))
 		}
 		return
-	}
-	failed := make(map[int]types.BatchResultErrorEntry, len(out.Failed))
-	for _, f := range out.Failed {
-		if i, ok := batchid.Position(f.Id, len(batch)); ok {
-			failed[i] = f
-		}
 	}
 	var lost []due
 	var lostErr []error
@@ -264,15 +270,15 @@ func (m *Manager) extend(batch []due) {
 		if _, covered := m.entries[d.e]; !covered || d.e.lost {
 			continue
 		}
-		f, bad := failed[i]
+		r := results[i]
 		switch {
-		case !bad:
+		case r.OK:
 			d.e.expires = d.until
 			ok++
-		case refused(aws.ToString(f.Code)):
+		case refused(r.Code):
 			d.e.lost = true
 			lost = append(lost, d)
-			lostErr = append(lostErr, &RefusedError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message)})
+			lostErr = append(lostErr, &RefusedError{Code: r.Code, Message: r.Message})
 		}
 		// Any other failure is retried on the next tick.
 	}

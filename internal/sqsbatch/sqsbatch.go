@@ -1,0 +1,143 @@
+// Package sqsbatch makes SQS batch calls (DeleteMessageBatch, ChangeMessageVisibilityBatch,
+// SendMessageBatch) with one rule for every caller: entries are numbered by position (see
+// batchid), an entry succeeded only when the response lists it as Successful, an entry SQS
+// failed as the sender's fault is not retried, and everything else (a failed call, an entry
+// failed as SQS's fault, an entry the response says nothing of) is retried with backoff while
+// attempts remain. The consumer's harvester, its lease and the producer all send through Do.
+package sqsbatch
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
+	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
+)
+
+// CodeNoResult is the Code of an entry the response neither listed as successful nor as
+// failed, once its attempts are spent.
+const CodeNoResult = "NoResult"
+
+// Policy says how hard Do tries.
+type Policy struct {
+	Attempts  int                 // tries per entry, at least 1
+	Backoff   backoff.Exponential // pause before a retry, by attempt
+	Timeout   time.Duration       // per call, on a ctx of its own (0: none)
+	Permanent func(error) bool    // a failed call that would fail the same way again (may be nil)
+}
+
+// Response is what one batch call said, by the ids Do gave the entries.
+type Response struct {
+	Successful []Success
+	Failed     []types.BatchResultErrorEntry
+}
+
+// Success is one entry the response lists as successful.
+type Success struct {
+	ID        *string
+	MessageID string // SendMessageBatch's id of the sent message; "" for other calls
+}
+
+// Send makes one batch call of the entries at positions idx of the caller's list, giving the
+// j-th of them the id batchid.For(j).
+type Send func(ctx context.Context, idx []int) (Response, error)
+
+// Result is the outcome of one entry.
+type Result struct {
+	OK          bool
+	MessageID   string // of a sent message
+	Code        string // SQS's code for a failed entry, CodeNoResult, or "" when the call failed
+	Message     string
+	SenderFault bool
+	Err         error // the call's error when the whole call failed
+	Attempts    int   // calls that carried the entry
+}
+
+// Error describes a failed result as an error (nil for a success).
+func (r Result) Error() error {
+	switch {
+	case r.OK:
+		return nil
+	case r.Err != nil:
+		return r.Err
+	case r.Message != "":
+		return errors.New(r.Message)
+	default:
+		return errors.New(r.Code)
+	}
+}
+
+// Do sends n entries (at most 10) with send, retrying as the package says, and calls done once
+// per entry, by position, as soon as its outcome is known. It blocks until every entry is done;
+// pauses between attempts do not watch any ctx (the callers' requests must outlive a shutdown).
+func Do(n int, p Policy, send Send, done func(i int, r Result)) {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	attempts := max(p.Attempts, 1)
+	for attempt := 1; len(idx) > 0; attempt++ {
+		last := attempt >= attempts
+		resp, err := call(p.Timeout, send, idx)
+		if err != nil {
+			if last || (p.Permanent != nil && p.Permanent(err)) {
+				for _, i := range idx {
+					done(i, Result{Err: err, Attempts: attempt})
+				}
+				return
+			}
+			backoff.Sleep(nil, p.Backoff.Delay(attempt))
+			continue
+		}
+		settled := make([]bool, len(idx))
+		for _, ok := range resp.Successful {
+			if j, found := batchid.Position(ok.ID, len(idx)); found && !settled[j] {
+				settled[j] = true
+				done(idx[j], Result{OK: true, MessageID: ok.MessageID, Attempts: attempt})
+			}
+		}
+		var again []int
+		for _, f := range resp.Failed {
+			j, ok := batchid.Position(f.Id, len(idx))
+			if !ok || settled[j] {
+				continue
+			}
+			settled[j] = true
+			if !f.SenderFault && !last {
+				again = append(again, idx[j])
+				continue
+			}
+			done(idx[j], Result{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault, Attempts: attempt})
+		}
+		for j, s := range settled { // SQS said nothing of these
+			if s {
+				continue
+			}
+			if !last {
+				again = append(again, idx[j])
+				continue
+			}
+			done(idx[j], Result{Code: CodeNoResult, Message: "the response did not mention the entry", Attempts: attempt})
+		}
+		slices.Sort(again)
+		idx = again
+		if len(idx) > 0 {
+			backoff.Sleep(nil, p.Backoff.Delay(attempt))
+		}
+	}
+}
+
+func call(timeout time.Duration, send Send, idx []int) (Response, error) {
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return send(ctx, idx)
+}
