@@ -169,7 +169,10 @@ func TestDefect02FIFOFailedHeadIsNotOvertaken(t *testing.T) {
 	t.Run("pool/head fails (race)", func(t *testing.T) {
 		// Eight other groups between a0 and a1 widen the window in which a0 fails before the
 		// poller parks a1; it hits in ~3-15% of runs on 2 cores under -race.
-		const runs = 300
+		runs := 2000
+		if testing.Short() {
+			runs = 200
+		}
 		n := 0
 		for range runs {
 			if scenario(t, 8) {
