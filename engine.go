@@ -106,17 +106,20 @@ func (e *engine) run(ctx context.Context) error {
 // that has not started is released at once: those waiting in the strategy and those waiting
 // behind their message group. Messages a receive in flight brings later are released as they
 // are admitted.
+//
+// The strategy closes first: from then on nothing starts, so a lane's next message (freed by a
+// running one that finishes meanwhile) is released too.
 func (e *engine) stopIntake() {
+	for _, t := range e.strategy.Close() {
+		m := t.Data.(*Message)
+		m.q.exit(m, released)
+	}
 	for _, q := range e.queues {
 		if q.lanes != nil {
 			for _, m := range q.lanes.close() {
 				q.exit(m, released)
 			}
 		}
-	}
-	for _, t := range e.strategy.Close() {
-		m := t.Data.(*Message)
-		m.q.exit(m, released)
 	}
 }
 

@@ -1,15 +1,10 @@
 package sqsconsumer
 
 import (
-	"context"
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
-	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
 	"github.com/sqsconsumer/sqsconsumer/internal/sqsbatch"
 )
 
@@ -195,11 +190,19 @@ func (h *harvester) send(k ackKind, batch []ackReq) {
 var ackPolicy = sqsbatch.Policy{Attempts: ackAttempts, Backoff: ackRetry, Timeout: ackCallTimeout, Permanent: permanent}
 
 // deliver sends one batch, retrying what may succeed later, and reports each entry's outcome.
+// Entries are numbered by position in each request, never by MessageId (a message received
+// twice would otherwise fail the whole batch as a duplicate id).
 func (h *harvester) deliver(k ackKind, batch []ackReq) {
+	var send sqsbatch.Send
+	if k == ackDelete {
+		send = sqsbatch.Delete(h.cfg.client, h.cfg.queueURL, func(i int) *string { return batch[i].handle },
+			func() { h.cfg.requested(opDelete) })
+	} else {
+		send = sqsbatch.ChangeVisibility(h.cfg.client, h.cfg.queueURL, func(i int) (*string, int32) { return batch[i].handle, batch[i].seconds },
+			func() { h.cfg.requested(opVisibility) })
+	}
 	acked := 0
-	sqsbatch.Do(len(batch), ackPolicy, func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
-		return h.call(ctx, k, batch, idx)
-	}, func(i int, r sqsbatch.Result) {
+	sqsbatch.Do(len(batch), ackPolicy, send, func(i int, r sqsbatch.Result) {
 		if r.OK {
 			acked++
 			return
@@ -209,40 +212,4 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 	if k == ackDelete && acked > 0 {
 		h.cfg.acked(acked)
 	}
-}
-
-// call makes one batch request of the entries of batch at positions idx, numbered by position
-// in the request, never by MessageId (a message received twice would otherwise fail the whole
-// batch as a duplicate id).
-func (h *harvester) call(ctx context.Context, k ackKind, batch []ackReq, idx []int) (sqsbatch.Response, error) {
-	if k == ackDelete {
-		h.cfg.requested(opDelete)
-		entries := make([]types.DeleteMessageBatchRequestEntry, len(idx))
-		for j, i := range idx {
-			entries[j] = types.DeleteMessageBatchRequestEntry{Id: batchid.For(j), ReceiptHandle: batch[i].handle}
-		}
-		out, err := h.cfg.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &h.cfg.queueURL, Entries: entries})
-		if err != nil {
-			return sqsbatch.Response{}, err
-		}
-		resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
-		for j, ok := range out.Successful {
-			resp.Successful[j].ID = ok.Id
-		}
-		return resp, nil
-	}
-	h.cfg.requested(opVisibility)
-	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(idx))
-	for j, i := range idx {
-		entries[j] = types.ChangeMessageVisibilityBatchRequestEntry{Id: batchid.For(j), ReceiptHandle: batch[i].handle, VisibilityTimeout: batch[i].seconds}
-	}
-	out, err := h.cfg.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &h.cfg.queueURL, Entries: entries})
-	if err != nil {
-		return sqsbatch.Response{}, err
-	}
-	resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
-	for j, ok := range out.Successful {
-		resp.Successful[j].ID = ok.Id
-	}
-	return resp, nil
 }

@@ -115,6 +115,12 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	for i := range msgs {
 		batch[i] = q.newMessage(&msgs[i], now, res.take())
 	}
+	if q.eng.submitCtx.Err() != nil { // a receive that completed after intake stopped
+		for _, m := range batch {
+			q.exit(m, released)
+		}
+		return
+	}
 	start := batch
 	if q.lanes != nil {
 		var overflow, refused []*Message

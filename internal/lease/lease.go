@@ -13,9 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
 	"github.com/sqsconsumer/sqsconsumer/internal/sqsbatch"
 )
 
@@ -234,26 +232,9 @@ func (m *Manager) extend(batch []due) {
 	results := make([]sqsbatch.Result, len(batch))
 	// One attempt: what fails is tried again at the next tick, while there is time.
 	policy := sqsbatch.Policy{Attempts: 1, Timeout: m.Interval()}
-	sqsbatch.Do(len(batch), policy, func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
-		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(idx))
-		for j, i := range idx {
-			entries[j] = types.ChangeMessageVisibilityBatchRequestEntry{
-				Id: batchid.For(j), ReceiptHandle: aws.String(batch[i].handle), VisibilityTimeout: batch[i].seconds,
-			}
-		}
-		if m.called != nil {
-			m.called()
-		}
-		out, err := m.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &m.queueURL, Entries: entries})
-		if err != nil {
-			return sqsbatch.Response{}, err
-		}
-		resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
-		for j, ok := range out.Successful {
-			resp.Successful[j].ID = ok.Id
-		}
-		return resp, nil
-	}, func(i int, r sqsbatch.Result) { results[i] = r })
+	send := sqsbatch.ChangeVisibility(m.client, m.queueURL,
+		func(i int) (*string, int32) { return aws.String(batch[i].handle), batch[i].seconds }, m.called)
+	sqsbatch.Do(len(batch), policy, send, func(i int, r sqsbatch.Result) { results[i] = r })
 	if err := results[0].Err; err != nil {
 		// Nothing was extended; the next tick tries again, and an entry whose visibility lapses
 		// meanwhile is given up then.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
@@ -140,4 +141,63 @@ func call(timeout time.Duration, send Send, idx []int) (Response, error) {
 		defer cancel()
 	}
 	return send(ctx, idx)
+}
+
+// Deleter is the SQS call Delete makes.
+type Deleter interface {
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+}
+
+// VisibilityChanger is the SQS call ChangeVisibility makes.
+type VisibilityChanger interface {
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
+}
+
+// Delete returns a Send of DeleteMessageBatch calls on queueURL: handle(i) is the receipt
+// handle of the caller's entry i. called, if not nil, is told of each call before it is made.
+func Delete(c Deleter, queueURL string, handle func(i int) *string, called func()) Send {
+	return func(ctx context.Context, idx []int) (Response, error) {
+		entries := make([]types.DeleteMessageBatchRequestEntry, len(idx))
+		for j, i := range idx {
+			entries[j] = types.DeleteMessageBatchRequestEntry{Id: batchid.For(j), ReceiptHandle: handle(i)}
+		}
+		if called != nil {
+			called()
+		}
+		out, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &queueURL, Entries: entries})
+		if err != nil {
+			return Response{}, err
+		}
+		return respond(out.Failed, out.Successful, func(e types.DeleteMessageBatchResultEntry) *string { return e.Id }), nil
+	}
+}
+
+// ChangeVisibility returns a Send of ChangeMessageVisibilityBatch calls on queueURL: entry(i)
+// is the receipt handle and the new visibility in seconds of the caller's entry i. called, if
+// not nil, is told of each call before it is made.
+func ChangeVisibility(c VisibilityChanger, queueURL string, entry func(i int) (handle *string, seconds int32), called func()) Send {
+	return func(ctx context.Context, idx []int) (Response, error) {
+		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(idx))
+		for j, i := range idx {
+			h, secs := entry(i)
+			entries[j] = types.ChangeMessageVisibilityBatchRequestEntry{Id: batchid.For(j), ReceiptHandle: h, VisibilityTimeout: secs}
+		}
+		if called != nil {
+			called()
+		}
+		out, err := c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &queueURL, Entries: entries})
+		if err != nil {
+			return Response{}, err
+		}
+		return respond(out.Failed, out.Successful, func(e types.ChangeMessageVisibilityBatchResultEntry) *string { return e.Id }), nil
+	}
+}
+
+// respond builds a Response from a batch output's Failed and Successful entries.
+func respond[E any](failed []types.BatchResultErrorEntry, successful []E, id func(E) *string) Response {
+	r := Response{Failed: failed, Successful: make([]Success, len(successful))}
+	for j, e := range successful {
+		r.Successful[j].ID = id(e)
+	}
+	return r
 }
