@@ -155,7 +155,8 @@ func WithPollers(n int) Option {
 
 // WithMaxPollers sets the most pollers the consumer adapts up to (default: a poller per 10
 // units of capacity, at least WithPollers' number and at most 8 unless WithPollers asks for
-// more). WithMaxPollers(n) with WithPollers(n) fixes the count. n must be >= WithPollers'.
+// more; for a queue of a Group, WithPollers' number). WithMaxPollers(n) with WithPollers(n)
+// fixes the count. n must be >= WithPollers'.
 func WithMaxPollers(n int) Option {
 	return func(s *settings) error {
 		if n < 1 {
