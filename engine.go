@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ type engine struct {
 	concurrency     int
 	shutdownTimeout time.Duration
 	stopPolicy      StopPolicy
+	onError         func(error) // for what is not one queue's: a panicking stop policy
 	queues          []*queue
 	adm             *admission // a Group's; nil for a Consumer
 
@@ -36,7 +38,10 @@ func newEngine(s settings) (*engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: WithStrategy: %w", ErrInvalidOption, err)
 	}
-	return &engine{strategy: strategy, concurrency: s.concurrency, shutdownTimeout: s.shutdownTimeout, stopPolicy: s.stopPolicy}, nil
+	if strategy == nil || (reflect.ValueOf(strategy).Kind() == reflect.Pointer && reflect.ValueOf(strategy).IsNil()) {
+		return nil, invalid("WithStrategy", "the factory returned no strategy")
+	}
+	return &engine{strategy: strategy, concurrency: s.concurrency, shutdownTimeout: s.shutdownTimeout, stopPolicy: s.stopPolicy, onError: s.onError}, nil
 }
 
 // run is Run for every queue of the engine: start the background parts and the runners, wait
@@ -54,7 +59,7 @@ func (e *engine) run(ctx context.Context) error {
 	defer abandon()
 	e.handlerBase, e.submitCtx = base, intakeCtx
 	if e.stopPolicy != nil {
-		e.stopper = &stopCheck{policy: e.stopPolicy, stop: stopIntake}
+		e.stopper = &stopCheck{policy: e.stopPolicy, stop: stopIntake, onError: e.onError}
 		e.stopper.touch(time.Now())
 	}
 	e.disp.init()

@@ -48,7 +48,7 @@ type reservation struct {
 }
 
 // take hands out one unit, or the zero unit when all n are taken (a server that returned more
-// messages than asked for).
+// messages than asked for; admit releases those at once).
 func (r *reservation) take() unit {
 	if r.taken >= r.n {
 		return unit{}
@@ -111,6 +111,15 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	if len(msgs) == 0 {
 		return
 	}
+	// Beyond what was asked for (a FIFO receive retried with its attempt id brings the first
+	// attempt's messages, whatever it asks for): released at once, one at a time, so the bound
+	// on what is held holds.
+	if len(msgs) > res.n {
+		for i := range msgs[res.n:] {
+			q.exit(q.newMessage(&msgs[res.n+i], now, unit{}), released)
+		}
+		msgs = msgs[:res.n]
+	}
 	batch := make([]*Message, len(msgs))
 	for i := range msgs {
 		batch[i] = q.newMessage(&msgs[i], now, res.take())
@@ -133,10 +142,6 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 		}
 	}
 	for _, m := range start {
-		if m.unit.s == nil { // beyond what was asked for: keep the bound on what is held
-			q.exit(m, released)
-			continue
-		}
 		q.start(m)
 	}
 }
@@ -146,6 +151,10 @@ func (q *queue) start(m *Message) {
 	w := int64(1)
 	if q.s.weight != nil {
 		q.contain("WithWeight function", func() { w = q.s.weight(m) })
+	}
+	if m.ctx.Err() != nil { // its lease was lost while it waited in its lane
+		q.exit(m, released)
+		return
 	}
 	held := m.unit.s
 	m.unit.s = nil // the strategy owns it from Submit on, and may free it before Submit returns
@@ -170,6 +179,10 @@ func (q *queue) start(m *Message) {
 // runs; nothing it calls can keep m from leaving (handler, hook and logger panics are
 // contained).
 func (q *queue) handle(m *Message) {
+	if m.ctx.Err() != nil { // its lease was lost while it waited: it is not ours to run
+		q.exit(m, released)
+		return
+	}
 	start := time.Now()
 	ctx := m.ctx
 	for _, h := range q.hooks.start {
@@ -186,7 +199,7 @@ func (q *queue) handle(m *Message) {
 	}
 	q.stats.handled(start, end)
 	q.contain("logger", func() { q.logOutcome(m, err, end.Sub(start)) })
-	q.exit(m, q.judge(m, err))
+	q.exit(m, q.judgeContained(m, err))
 	q.eng.handled(end)
 }
 
@@ -212,6 +225,20 @@ func (q *queue) call(ctx context.Context, m *Message) (err error) {
 		}
 	}()
 	return q.handler(ctx, m)
+}
+
+// judgeContained is judge with the user code it reaches (the error's methods, a Sender, the
+// backoff) contained: a panic there makes the message a failure, never a message that does not
+// leave.
+func (q *queue) judgeContained(m *Message, err error) (o outcome) {
+	defer func() {
+		if v := recover(); v != nil {
+			pe := &PanicError{Value: v, Stack: debug.Stack()}
+			q.reportError(fmt.Errorf("sqsconsumer: message %s: judging the handler's outcome panicked: %w", m.id(), pe))
+			o = outcome{kind: exitRetry, err: pe}
+		}
+	}()
+	return q.judge(m, err)
 }
 
 // judge turns a handler's return into an outcome. A panic or a handler timeout is a failure
@@ -319,7 +346,10 @@ func (q *queue) exit(m *Message, o outcome) {
 func (q *queue) unlease(m *Message) (cause error, lost bool) {
 	if q.lease != nil {
 		if q.lease.Remove(&m.lease) {
-			return context.Cause(m.ctx), true
+			if cause := context.Cause(m.ctx); cause != nil {
+				return cause, true
+			}
+			return ErrLeaseLost, true
 		}
 		return nil, false
 	}

@@ -2,6 +2,8 @@ package sqsconsumer
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 )
@@ -61,6 +63,8 @@ type stopCheck struct {
 	active   atomic.Int64 // UnixNano of the last activity
 	handled  atomic.Int64
 	stopping atomic.Bool
+	onError  func(error)
+	panicked atomic.Bool
 }
 
 // watch checks the policy a few times a second until ctx ends, e.g. for idle time during a
@@ -86,7 +90,24 @@ func (s *stopCheck) check(now time.Time) {
 		return
 	}
 	p := Progress{Handled: s.handled.Load(), IdleFor: now.Sub(time.Unix(0, s.active.Load()))}
-	if s.policy(p) && s.stopping.CompareAndSwap(false, true) {
+	if s.judge(p) && s.stopping.CompareAndSwap(false, true) {
 		s.stop()
 	}
+}
+
+// judge asks the policy. A policy that panics is reported (once) and never stops Run.
+func (s *stopCheck) judge(p Progress) (stop bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			stop = false
+			if s.panicked.CompareAndSwap(false, true) && s.onError != nil {
+				defer func() { _ = recover() }() // nor may the error handler
+				s.onError(fmt.Errorf("sqsconsumer: stop policy panicked (it is ignored from now on): %w", &PanicError{Value: v, Stack: debug.Stack()}))
+			}
+		}
+	}()
+	if s.panicked.Load() {
+		return false
+	}
+	return s.policy(p)
 }

@@ -258,8 +258,8 @@ func (p *Pool) Close() []worker.Task {
 	p.closed = true
 	parked := p.queue.Drain()
 	p.mu.Unlock()
+	p.units.Close() // first: the parked tasks' units must not go to a Reserve before they are given back
 	p.units.Release(len(parked))
-	p.units.Close()
 	close(p.done)
 	return parked
 }

@@ -28,6 +28,9 @@ var (
 	ErrExpired = errors.New("sqsconsumer: lease expired")
 )
 
+// maxExtendsOpen is how many ChangeMessageVisibilityBatch calls one tick makes at once.
+const maxExtendsOpen = 16
+
 // SQSMaxTotal is SQS's limit on a message's visibility counted from its receipt.
 const SQSMaxTotal = 12 * time.Hour
 
@@ -48,6 +51,7 @@ type Entry struct {
 	receivedAt time.Time
 	expires    time.Time // when the visibility lapses, as far as we know
 	lost       bool
+	extending  bool // an extension of it is in flight
 }
 
 // Manager holds the entries of one consumer. Create it with New and start Run on a goroutine.
@@ -63,6 +67,7 @@ type Manager struct {
 	poke chan struct{} // buffered 1: Add asks Run to look again (an earlier cap than it waits for)
 
 	mu      sync.Mutex
+	settled *sync.Cond // on mu: signalled when extensions in flight are answered
 	entries map[*Entry]struct{}
 	wake    time.Time // when Run next wakes unless poked; zero while it is not waiting (or not running)
 }
@@ -80,11 +85,13 @@ type Config struct {
 
 // New returns a manager; it starts no goroutine.
 func New(c Config) *Manager {
-	return &Manager{
+	m := &Manager{
 		client: c.Client, queueURL: c.QueueURL, visibility: c.Visibility,
 		maxTotal: min(c.MaxTotal, SQSMaxTotal), onError: c.OnError, extended: c.Extended, called: c.Called,
 		entries: make(map[*Entry]struct{}), poke: make(chan struct{}, 1),
 	}
+	m.settled = sync.NewCond(&m.mu)
+	return m
 }
 
 // Add starts covering e, received at receivedAt with the manager's visibility.
@@ -108,9 +115,15 @@ func (e *Entry) limit(maxTotal time.Duration) time.Time { return e.receivedAt.Ad
 
 // Remove stops covering e and reports whether the lease had already given it up (Lost was or
 // is being called), in which case the message must not be acknowledged or released.
+//
+// Remove blocks while an extension of e is in flight, so that whatever the holder asks of SQS
+// next (a delete, a retry delay, a release) lands after it and is not overridden by it.
 func (m *Manager) Remove(e *Entry) (lost bool) {
 	m.mu.Lock()
 	delete(m.entries, e)
+	for e.extending {
+		m.settled.Wait()
+	}
 	lost = e.lost
 	m.mu.Unlock()
 	return lost
@@ -207,6 +220,7 @@ func (m *Manager) tick(now time.Time, regular bool) (earliest time.Time) {
 			continue
 		}
 		secs := int32(math.Ceil(until.Sub(now).Seconds()))
+		e.extending = true
 		todo = append(todo, due{e: e, handle: e.ReceiptHandle, seconds: secs, until: now.Add(time.Duration(secs) * time.Second)})
 		if earliest.IsZero() || limit.Before(earliest) {
 			earliest = limit
@@ -220,15 +234,33 @@ func (m *Manager) tick(now time.Time, regular bool) (earliest time.Time) {
 			e.Lost(ErrExpired)
 		}
 	}
+	// Batches go out together, at most maxExtendsOpen at once: sent one after the other, slow
+	// calls would let the last batches lapse while the first are answered.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxExtendsOpen)
 	for len(todo) > 0 {
 		n := min(10, len(todo))
-		m.extend(todo[:n])
+		batch := todo[:n]
 		todo = todo[n:]
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			m.extend(batch)
+		})
 	}
+	wg.Wait()
 	return earliest
 }
 
 func (m *Manager) extend(batch []due) {
+	defer func() { // after Lost was called for what SQS refused
+		m.mu.Lock()
+		for _, d := range batch {
+			d.e.extending = false
+		}
+		m.settled.Broadcast()
+		m.mu.Unlock()
+	}()
 	results := make([]sqsbatch.Result, len(batch))
 	// One attempt: what fails is tried again at the next tick, while there is time.
 	policy := sqsbatch.Policy{Attempts: 1, Timeout: m.Interval()}
