@@ -244,10 +244,11 @@ func (q *queue) judgeContained(m *Message, err error) (o outcome) {
 // judge turns a handler's return into an outcome. A panic or a handler timeout is a failure
 // even when the shutdown timeout also passed, so Panics and TimedOut stay within Failed.
 func (q *queue) judge(m *Message, err error) outcome {
+	if err == nil {
+		return outcome{kind: exitDelete}
+	}
 	var pe *PanicError
 	switch {
-	case err == nil:
-		return outcome{kind: exitDelete}
 	case errors.As(err, &pe), errors.Is(err, ErrHandlerTimeout):
 		return q.retry(m, err)
 	case errors.Is(context.Cause(m.ctx), ErrShutdownTimeout):
