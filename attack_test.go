@@ -360,9 +360,9 @@ func sweepOnce(t *testing.T, tc sweepCase, cancelAtStart int, cancelAfter time.D
 	r := checkReportAddsUp(t, c)
 	st, _ := s.Stats(url)
 	if st.InFlight != 0 && len(tc.opts) > 0 && tc.opts[0] != nil && strings.Contains(tc.name, "grouplimit") {
-		// A lane's overflow is handed back for laneOverflowDelay (1 s) by design, also just before
-		// the shutdown.
-		advance(time.Second + time.Millisecond)
+		// A lane's overflow is handed back by design, also just before the shutdown, for 1 s on a
+		// first delivery and four times longer on each later one (at most 15 min).
+		advance(15*time.Minute + time.Millisecond)
 		st, _ = s.Stats(url)
 	}
 	if st.InFlight != 0 {
@@ -916,6 +916,39 @@ func TestAttackShortPollsOnIdleQueuesDoNotSpin(t *testing.T) {
 		<-done
 		if n := s.Calls("ReceiveMessage"); n > (4+3)*11 {
 			t.Fatalf("%d receives in 10 s of short polls on idle queues with 7 pollers", n)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------------------------
+// WithGroupLimit: a busy tenant's overflow is handed back to SQS, and each hand-back is a
+// receive. With a redrive policy, a tenant's messages reach the DLQ without ever failing.
+
+func TestAttackGroupLimitOverflowDoesNotDeadLetterHealthyMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		dlq := s.MustCreateQueue("dlq", nil)
+		_ = dlq
+		url := s.MustCreateQueue("q", map[string]string{
+			"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"5"}`,
+		})
+		const n = 40
+		for i := range n {
+			sendGroup(t, s, url, "tenant", fmt.Sprintf("%02d", i))
+		}
+		c, _ := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error {
+			advance(time.Second)
+			return nil
+		}, sqsconsumer.WithConcurrency(10), sqsconsumer.WithGroupLimit(1), sqsconsumer.WithWaitTime(time.Second), quiet)
+		stop := running(t, c)
+		advance(2 * time.Minute)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		r := checkReportAddsUp(t, c)
+		st, _ := s.Stats(url)
+		if st.MovedToDLQ > 0 || r.Failed > 0 {
+			t.Fatalf("%d healthy messages of one tenant went to the DLQ (handlers never failed: Failed %d, Succeeded %d, Released %d)", st.MovedToDLQ, r.Failed, r.Succeeded, r.Released)
 		}
 	})
 }

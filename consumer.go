@@ -137,10 +137,10 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 	if q.fifo {
 		q.s.ackInterval = 0 // a group stays locked until its delete lands
 	}
-	if q.fifo || s.groupLimit > 0 {
-		q.lanes = newLanes(q.fifo, s.groupLimit)
-	}
 	units := eng.strategy.Free()
+	if q.fifo || s.groupLimit > 0 {
+		q.lanes = newLanes(q.fifo, s.groupLimit, units)
+	}
 	switch {
 	case s.maxPollers == 0 && inGroup:
 		q.s.maxPollers = s.pollers

@@ -482,6 +482,36 @@ func TestShutdownReleasesWhatAnInFlightReceiveBrings(t *testing.T) {
 	})
 }
 
+// WithFinishReceives: the receive in flight at shutdown is waited for, and what it brings is
+// released at once, never handled.
+func TestShutdownWithFinishReceivesWaitsForTheReceive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+			t.Error("handler ran during shutdown")
+			return nil
+		}, sqsconsumer.WithFinishReceives())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		synctest.Wait() // the receive is waiting in its long poll
+		cancel()
+		synctest.Wait()
+		sendN(t, s, url, 3) // arrives while the receive still waits
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		st, _ := s.Stats(url)
+		if st.Visible != 3 || st.InFlight != 0 {
+			t.Fatalf("after Run: %+v; the receive's messages must be released, not orphaned", st)
+		}
+		if r := checkReportAddsUp(t, c); r.Received != 3 || r.Released != 3 || r.AbandonedReceives != 0 {
+			t.Fatalf("report %+v", r.Stats)
+		}
+	})
+}
+
 // On an idle queue nothing is left to finish: the long poll in flight is abandoned, and Run
 // returns at once instead of after the wait time.
 func TestShutdownOnAnIdleQueueReturnsAtOnce(t *testing.T) {

@@ -19,6 +19,7 @@ type engine struct {
 	concurrency     int
 	shutdownTimeout time.Duration
 	stopPolicy      StopPolicy
+	finishReceives  bool        // wait for receives in flight at shutdown instead of cancelling them
 	onError         func(error) // for what is not one queue's: a panicking stop policy
 	queues          []*queue
 	adm             *admission // a Group's; nil for a Consumer
@@ -41,7 +42,7 @@ func newEngine(s settings) (*engine, error) {
 	if strategy == nil || (reflect.ValueOf(strategy).Kind() == reflect.Pointer && reflect.ValueOf(strategy).IsNil()) {
 		return nil, invalid("WithStrategy", "the factory returned no strategy")
 	}
-	return &engine{strategy: strategy, concurrency: s.concurrency, shutdownTimeout: s.shutdownTimeout, stopPolicy: s.stopPolicy, onError: s.onError}, nil
+	return &engine{strategy: strategy, concurrency: s.concurrency, shutdownTimeout: s.shutdownTimeout, stopPolicy: s.stopPolicy, finishReceives: s.finishReceives, onError: s.onError}, nil
 }
 
 // run is Run for every queue of the engine: start the background parts and the runners, wait
@@ -89,7 +90,9 @@ func (e *engine) run(ctx context.Context) error {
 	<-intakeCtx.Done()
 	e.stopIntake()
 	timedOut := e.drain(cancelHandlers)
-	abandon() // nothing is left to do: a receive still in flight would only delay Run
+	if !e.finishReceives {
+		abandon() // nothing is left to do: a receive still in flight would only delay Run
+	}
 	runners.Wait()
 	e.disp.stop() // nothing can be dispatched any more; what was is released
 	close(stopLease)

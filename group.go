@@ -31,7 +31,7 @@ type Group struct {
 
 // NewGroup returns an empty group. opts apply to every queue; WithConcurrency bounds the
 // handlers running at once across all queues, WithStrategy picks how they run, and
-// WithShutdownTimeout and WithStopPolicy apply to the group as a whole (a stop policy judges
+// WithShutdownTimeout, WithStopPolicy and WithFinishReceives apply to the group as a whole (a stop policy judges
 // the queues' progress together). Invalid options are an error wrapping ErrInvalidOption.
 // NewGroup starts no goroutine.
 func NewGroup(opts ...Option) (*Group, error) {
@@ -49,7 +49,8 @@ func NewGroup(opts ...Option) (*Group, error) {
 
 // Add adds the queue at queueURL, handled by h, with its share of the slots. opts apply to
 // this queue only, after the group's; the options of what the queues share (WithConcurrency,
-// WithStrategy, WithShutdownTimeout, WithStopPolicy) belong to NewGroup and are an error here.
+// WithStrategy, WithShutdownTimeout, WithStopPolicy, WithFinishReceives) belong to NewGroup and
+// are an error here.
 // A queue polls with one poller unless WithPollers or WithMaxPollers say otherwise. Add must be
 // called before Run; adding a queue URL twice is an error. Its other errors are New's.
 func (g *Group) Add(client Client, queueURL string, h Handler, share Share, opts ...Option) error {

@@ -13,15 +13,22 @@ const laneOverflowDelay = time.Second
 // with the multi-queue Group). On a FIFO queue a lane runs one message at a time in received
 // order, and when one fails the rest of its lane goes back to SQS behind it, so that nothing
 // overtakes it. On a standard queue with WithGroupLimit a lane runs at most limit messages at
-// once, and at most limit more wait; beyond that a message is handed back to SQS for a second,
-// so that one busy tenant cannot fill the capacity with waiting messages. Messages without a
-// group id are not in any lane.
+// once, and at most limit more wait (a quarter of the capacity, for messages handed back before);
+// beyond that a message is handed back to SQS, to be received again after overflowDelay, so
+// that one busy tenant cannot fill the capacity with waiting messages. Each hand-back costs one
+// of the message's receives (with a redrive policy, one of maxReceiveCount): the growing delay
+// and the longer wait for returning messages keep that cost low. Messages without a group id
+// are not in any lane.
 //
 // A message holding one of its lane's running places has m.lane set; it gives the place back
 // with leave when it exits.
 type lanes struct {
 	fifo  bool
 	limit int // running places per lane: 1 on FIFO
+	// patient is how many messages a lane keeps waiting when they were handed back before:
+	// up to a quarter of the capacity, so that a busy tenant neither spends all of its
+	// messages' receives nor takes every slot.
+	patient int
 
 	mu     sync.Mutex
 	closed bool
@@ -33,11 +40,22 @@ type lane struct {
 	waiting []*Message // in received order
 }
 
-func newLanes(fifo bool, limit int) *lanes {
+func newLanes(fifo bool, limit, capacity int) *lanes {
 	if fifo {
 		limit = 1
 	}
-	return &lanes{fifo: fifo, limit: limit, byID: make(map[string]*lane)}
+	return &lanes{fifo: fifo, limit: limit, patient: max(limit, capacity/4), byID: make(map[string]*lane)}
+}
+
+// overflowDelay is how long a message handed back from a full lane stays invisible: a second on
+// its first delivery, four times longer on each one after (at most 15 min), so that a tenant's
+// backlog spends few of its messages' receives while it drains.
+func overflowDelay(receiveCount int) time.Duration {
+	d := laneOverflowDelay
+	for i := 1; i < receiveCount && d < 15*time.Minute; i++ {
+		d *= 4
+	}
+	return min(d, 15*time.Minute)
 }
 
 // enter puts one receive's messages in their lanes, all at once, in received order. It
@@ -67,7 +85,8 @@ func (l *lanes) enter(batch []*Message) (start, overflow, refused []*Message) {
 			ln.running++
 			m.lane = true
 			start = append(start, m)
-		case l.fifo || len(ln.waiting) < l.limit:
+		case l.fifo || len(ln.waiting) < l.limit || (m.ReceiveCount() > 1 && len(ln.waiting) < l.patient):
+			// A message that was handed back before may wait longer: every hand-back is a receive.
 			ln.waiting = append(ln.waiting, m)
 		default:
 			overflow = append(overflow, m)

@@ -135,7 +135,7 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 		var overflow, refused []*Message
 		start, overflow, refused = q.lanes.enter(batch)
 		for _, m := range overflow {
-			q.exit(m, outcome{kind: exitRelease, delay: laneOverflowDelay})
+			q.exit(m, outcome{kind: exitRelease, delay: overflowDelay(m.ReceiveCount())})
 		}
 		for _, m := range refused {
 			q.exit(m, released)

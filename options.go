@@ -63,6 +63,7 @@ type settings struct {
 	groupLimit      int
 	sender          Sender
 	stopPolicy      StopPolicy
+	finishReceives  bool
 	hooks           []Hook
 	logger          *slog.Logger // nil: slog.Default()
 	// shared names the options set that apply to what a Group's queues share (concurrency,
@@ -323,7 +324,9 @@ func WithHandlerTimeout(d time.Duration) Option {
 // WithGroupLimit caps the handlers running at once for one MessageGroupId on a standard queue
 // (SQS fair queues use group ids as tenant ids), so one tenant's slow messages cannot take every
 // slot. A group's messages beyond the limit wait, up to the limit of them, holding capacity;
-// more than that are handed back to SQS to be received again a second later. Messages
+// more than that are handed back to SQS to be received again a second later, each message at
+// most once (a hand-back is a receive: it counts toward a redrive policy's maxReceiveCount, so
+// keep that at 2 or more); a message that comes back waits in its group's line. Messages
 // without a group id are not limited. On a FIFO queue the limit is always 1, in order, and
 // this option changes nothing. 0, the default, sets no limit. n must be >= 0.
 func WithGroupLimit(n int) Option {
@@ -386,6 +389,21 @@ func WithStopPolicy(p StopPolicy) Option {
 		}
 		s.stopPolicy = p
 		s.shared = append(s.shared, "WithStopPolicy")
+		return nil
+	}
+}
+
+// WithFinishReceives makes shutdown wait for a receive in flight (up to the long-poll wait plus
+// a few seconds) instead of cancelling it once nothing else is left to do; what the receive
+// brings is released at once. By default the receive is cancelled, so Run returns within about
+// a second on an idle queue, and messages SQS may have handed to the cancelled receive come
+// back after their visibility timeout (Stats.AbandonedReceives counts such receives). Choose
+// this when a long visibility timeout makes that wait costlier than the long poll. For a Group
+// it applies to every queue.
+func WithFinishReceives() Option {
+	return func(s *settings) error {
+		s.finishReceives = true
+		s.shared = append(s.shared, "WithFinishReceives")
 		return nil
 	}
 }

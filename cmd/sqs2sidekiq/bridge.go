@@ -41,7 +41,14 @@ func NewBridge(cfg *Config, client SQSClient, rdb redis.UniversalClient, opts ..
 	for topic, route := range cfg.Routes {
 		router.Route(topic, b.enqueue(route))
 	}
-	g, err := sqsconsumer.NewGroup(append([]sqsconsumer.Option{sqsconsumer.WithConcurrency(cfg.Concurrency)}, opts...)...)
+	base := []sqsconsumer.Option{sqsconsumer.WithConcurrency(cfg.Concurrency)}
+	if cfg.VisibilityTimeout > 0 {
+		base = append(base, sqsconsumer.WithVisibilityTimeout(cfg.VisibilityTimeout))
+	}
+	if cfg.FinishReceives {
+		base = append(base, sqsconsumer.WithFinishReceives())
+	}
+	g, err := sqsconsumer.NewGroup(append(base, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -26,6 +27,13 @@ type Config struct {
 	// float seconds).
 	Timestamps string `yaml:"timestamps"`
 	Listen     string `yaml:"listen"` // health and metrics address; default 127.0.0.1:9090
+	// VisibilityTimeout is asked on each receive and extended while a job is pushed (default
+	// 30s; 1s to 12h).
+	VisibilityTimeout time.Duration `yaml:"visibility_timeout"`
+	// FinishReceives makes shutdown wait for the long poll in flight (up to 20 s) instead of
+	// cancelling it; by default the daemon exits at once when idle, and messages SQS may have
+	// handed to the cancelled receive come back after the visibility timeout.
+	FinishReceives bool `yaml:"finish_receives"`
 }
 
 // Credentials are static AWS credentials. They are never logged.
@@ -103,6 +111,12 @@ func ParseConfig(b []byte) (*Config, error) {
 	} else if c.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("config: concurrency %d: want >= 1", c.Concurrency))
 	}
+	switch {
+	case c.VisibilityTimeout == 0:
+		c.VisibilityTimeout = 30 * time.Second
+	case c.VisibilityTimeout < time.Second || c.VisibilityTimeout > 12*time.Hour:
+		errs = append(errs, fmt.Errorf("config: visibility_timeout %v: want 1s..12h", c.VisibilityTimeout))
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9090"
 	}
@@ -124,6 +138,6 @@ func (c *Config) String() string {
 	if c.Credentials != nil {
 		creds = "static (REDACTED)"
 	}
-	return fmt.Sprintf("queues=%v region=%q endpoint=%q credentials=%s redis=%s namespace=%q routes=%d unknown_topic=%s concurrency=%d timestamps=%s",
-		c.Queues, c.Region, c.Endpoint, creds, redis, c.Redis.Namespace, len(c.Routes), c.UnknownTopic, c.Concurrency, c.Timestamps)
+	return fmt.Sprintf("queues=%v region=%q endpoint=%q credentials=%s redis=%s namespace=%q routes=%d unknown_topic=%s concurrency=%d timestamps=%s visibility_timeout=%v finish_receives=%v",
+		c.Queues, c.Region, c.Endpoint, creds, redis, c.Redis.Namespace, len(c.Routes), c.UnknownTopic, c.Concurrency, c.Timestamps, c.VisibilityTimeout, c.FinishReceives)
 }
