@@ -171,17 +171,8 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 				q.contain("OnAck hook", func() { h.OnAck(queueURL, n) })
 			}
 		},
-		failed: func(k ackKind, e *AckError) {
-			if k == ackDelete {
-				q.stats.ackFailed.Add(1)
-			} else {
-				q.stats.visibilityFailed.Add(1)
-			}
-			for _, h := range q.hooks.ackFailure {
-				q.contain("OnAckFailure hook", func() { h.OnAckFailure(queueURL, e) })
-			}
-			q.reportError(e)
-		},
+		keep:    q.stillOurs,
+		settled: q.settle,
 	})
 	q.runner = newRunner(runnerConfig{
 		client: client, queueURL: queueURL, fifo: q.fifo,

@@ -95,10 +95,8 @@ func (e *engine) run(ctx context.Context) error {
 	}
 	runners.Wait()
 	e.disp.stop() // nothing can be dispatched any more; what was is released
+	e.flush()
 	close(stopLease)
-	for _, q := range e.queues {
-		q.harvester.close() // flush
-	}
 	wg.Wait()
 
 	for i, q := range e.queues {
@@ -145,6 +143,26 @@ func (e *engine) drain(cancelHandlers context.CancelCauseFunc) (timedOut bool) {
 	return true
 }
 
+// flush is shutdown's last phase: the acknowledgements still waiting are sent, and those that
+// fail are retried while their messages are ours (the lease still runs), for up to the shutdown
+// timeout (at least flushAtLeast); then the rest is given up and reported.
+func (e *engine) flush() {
+	giveUp := time.AfterFunc(max(e.shutdownTimeout, flushAtLeast), func() {
+		for _, q := range e.queues {
+			q.harvester.giveUp()
+		}
+	})
+	defer giveUp.Stop()
+	var wg sync.WaitGroup
+	for _, q := range e.queues {
+		wg.Go(q.harvester.close)
+	}
+	wg.Wait()
+}
+
+// flushAtLeast is the shortest time the final flush gives acknowledgements to land.
+const flushAtLeast = 5 * time.Second
+
 // received notes a receive that brought n messages, for the stop policy.
 func (e *engine) received(n int, now time.Time) {
 	if e.stopper == nil {
@@ -166,16 +184,12 @@ func (e *engine) handled(end time.Time) {
 	e.stopper.check(end)
 }
 
-// dispatch starts m, the next message of its lane, from the dispatcher's goroutine: the
-// message whose exit freed the lane runs as a task, and Submit may block, so it must not be
-// called there.
-func (e *engine) dispatch(m *Message) { e.disp.add(m) }
-
-// dispatcher starts the lanes' next messages, in the order they were freed, on a goroutine of
-// its own.
+// dispatcher starts the lanes' next messages and releases the rest of a lane, in the order they
+// were freed, on a goroutine of its own: a lane is freed where Submit (which may block) and the
+// harvester (which a settle runs on) must not be waited for.
 type dispatcher struct {
 	mu      sync.Mutex
-	todo    []*Message
+	todo    []dispatchItem
 	stopped bool
 	wake    chan struct{} // holds at most one signal
 	quit    chan struct{}
@@ -186,15 +200,21 @@ func (d *dispatcher) init() {
 	d.wake, d.quit, d.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 }
 
-// add queues m to be started; once the dispatcher has stopped, m is released instead.
-func (d *dispatcher) add(m *Message) {
+type dispatchItem struct {
+	m       *Message
+	release bool // release m instead of starting it
+}
+
+// add queues m to be started, or released; once the dispatcher has stopped, m is released at
+// once.
+func (d *dispatcher) add(m *Message, release bool) {
 	d.mu.Lock()
 	if d.stopped {
 		d.mu.Unlock()
 		m.q.exit(m, released)
 		return
 	}
-	d.todo = append(d.todo, m)
+	d.todo = append(d.todo, dispatchItem{m, release})
 	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
@@ -209,8 +229,12 @@ func (d *dispatcher) run() {
 		todo := d.todo
 		d.todo = nil
 		d.mu.Unlock()
-		for _, m := range todo {
-			m.q.start(m)
+		for _, it := range todo {
+			if it.release {
+				it.m.q.exit(it.m, released)
+			} else {
+				it.m.q.start(it.m)
+			}
 		}
 		select {
 		case <-d.wake:
@@ -220,8 +244,8 @@ func (d *dispatcher) run() {
 			todo := d.todo
 			d.todo = nil
 			d.mu.Unlock()
-			for _, m := range todo {
-				m.q.exit(m, released)
+			for _, it := range todo {
+				it.m.q.exit(it.m, released)
 			}
 			return
 		}

@@ -2,6 +2,7 @@ package sqsconsumer
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
@@ -48,17 +49,19 @@ func (k ackKind) String() string {
 // ackReq is one delete or visibility change waiting for its batch.
 type ackReq struct {
 	kind    ackKind
-	id      string  // MessageId, for reports
-	handle  *string // the message's receipt handle, as received
-	seconds int32   // new visibility, for ackVisibility
+	id      string   // MessageId, for reports
+	handle  *string  // the message's receipt handle, as received
+	seconds int32    // new visibility, for ackVisibility
+	m       *Message // the message, still under the lease until the request is settled; may be nil
 }
 
 const (
-	ackAttempts     = 4                // tries of a batch entry that SQS says may succeed later
 	ackCallTimeout  = 30 * time.Second // per attempt, on a ctx that shutdown does not cancel
 	maxAckSendsOpen = 16               // batch calls in flight at once
 )
 
+// ackRetry spaces the retries of an entry that may succeed later: full jitter up to
+// 100 ms x 2^(n-1), at most 2 s, for as long as the message is still ours.
 var ackRetry = backoff.Exponential{Base: 100 * time.Millisecond, Max: 2 * time.Second}
 
 // harvesterConfig configures a harvester: where to send, how to batch, and callbacks for what
@@ -70,43 +73,64 @@ type harvesterConfig struct {
 	interval time.Duration // how long the first entry of a batch may wait; 0 sends at once
 	// requested is called before every batch call with its operation name.
 	requested func(op string)
-	// acked is told of n deletes SQS accepted.
+	// keep is asked before each retry of a request: nil while the message is still ours (the
+	// request is retried), else why not (it is given up with that reason).
+	keep func(r ackReq) error
+	// settled is told of each request's outcome, once, and returns whether it counts as an
+	// acknowledged delete.
+	settled func(r ackReq, res sqsbatch.Result) (acked bool)
+	// acked is told of n acknowledged deletes, after each batch.
 	acked func(n int)
-	// failed is told of a request that failed for good.
-	failed func(k ackKind, e *AckError)
 }
 
 // harvester collects deletes and visibility changes into batches of up to size entries, sent
 // when full or interval after the first entry waits (at once when interval is 0). Calls run on
-// their own goroutines, at most maxAckSendsOpen at once; failed entries that SQS marks as not
-// the sender's fault are retried with backoff, and the rest are reported. Start run on a
-// goroutine; add queues requests; close flushes and waits.
+// their own goroutines, at most maxAckSendsOpen at once. An entry that SQS failed as the
+// sender's fault is settled as failed; any other failure (a failed call, SQS's fault, an entry
+// the response does not mention) is retried with backoff for as long as keep says the message
+// is still ours, or until giveUp. Start run on a goroutine; add queues requests; close flushes
+// and waits for every request to be settled.
 type harvester struct {
 	cfg harvesterConfig
 
-	in    chan ackReq
-	done  chan struct{}
-	slots chan struct{}
-	sends sync.WaitGroup
+	in      chan ackReq
+	done    chan struct{}
+	slots   chan struct{}
+	sends   sync.WaitGroup
+	stop    chan struct{} // closed by giveUp
+	stopped sync.Once
+	closing atomic.Bool
 }
 
 func newHarvester(cfg harvesterConfig) *harvester {
 	return &harvester{
 		cfg: cfg,
 		in:  make(chan ackReq), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
+		stop: make(chan struct{}),
 	}
 }
 
-// add queues r. It blocks while the harvester is behind (backpressure on handlers).
-func (h *harvester) add(r ackReq) { h.in <- r }
+// add queues r. It blocks while the harvester is behind (backpressure on handlers). A request
+// added once close has begun is a bug; it is settled as failed instead of sent.
+func (h *harvester) add(r ackReq) {
+	if h.closing.Load() {
+		h.cfg.settled(r, sqsbatch.Result{Code: "Closed", Message: "sqsconsumer: internal error: acknowledgement after the harvester closed"})
+		return
+	}
+	h.in <- r
+}
 
-// close flushes what waits, waits for every call in flight, and stops the harvester. No add may
-// follow.
+// giveUp ends the retries: requests due a retry are settled as failed at once. close still
+// waits for the calls in flight.
+func (h *harvester) giveUp() { h.stopped.Do(func() { close(h.stop) }) }
+
+// close flushes what waits, waits until every request is settled, and stops the harvester. No
+// add may follow.
 func (h *harvester) close() {
+	h.closing.Store(true)
 	close(h.in)
 	<-h.done
 }
-
 func (h *harvester) run() {
 	defer close(h.done)
 	var pending [2][]ackReq
@@ -184,14 +208,9 @@ func (h *harvester) send(k ackKind, batch []ackReq) {
 	}()
 }
 
-// ackPolicy is how hard the harvester tries: a batch entry that SQS says may succeed later
-// (or does not mention) is retried, up to ackAttempts calls, each on a ctx shutdown does not
-// cancel.
-var ackPolicy = sqsbatch.Policy{Attempts: ackAttempts, Backoff: ackRetry, Timeout: ackCallTimeout, Permanent: permanent}
-
-// deliver sends one batch, retrying what may succeed later, and reports each entry's outcome.
-// Entries are numbered by position in each request, never by MessageId (a message received
-// twice would otherwise fail the whole batch as a duplicate id).
+// deliver sends one batch, retrying what may succeed later while the messages are ours, and
+// settles each entry. Entries are numbered by position in each request, never by MessageId (a
+// message received twice would otherwise fail the whole batch as a duplicate id).
 func (h *harvester) deliver(k ackKind, batch []ackReq) {
 	var send sqsbatch.Send
 	if k == ackDelete {
@@ -201,15 +220,17 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 		send = sqsbatch.ChangeVisibility(h.cfg.client, h.cfg.queueURL, func(i int) (*string, int32) { return batch[i].handle, batch[i].seconds },
 			func() { h.cfg.requested(opVisibility) })
 	}
+	policy := sqsbatch.Policy{Backoff: ackRetry, Timeout: ackCallTimeout, Permanent: permanent, Stop: h.stop}
+	if h.cfg.keep != nil {
+		policy.Keep = func(i int) error { return h.cfg.keep(batch[i]) }
+	}
 	acked := 0
-	sqsbatch.Do(len(batch), ackPolicy, send, func(i int, r sqsbatch.Result) {
-		if r.OK {
+	sqsbatch.Do(len(batch), policy, send, func(i int, r sqsbatch.Result) {
+		if h.cfg.settled(batch[i], r) {
 			acked++
-			return
 		}
-		h.cfg.failed(k, &AckError{Op: k.String(), MessageID: batch[i].id, Code: r.Code, SenderFault: r.SenderFault, Err: r.Error()})
 	})
-	if k == ackDelete && acked > 0 {
+	if acked > 0 {
 		h.cfg.acked(acked)
 	}
 }

@@ -17,23 +17,42 @@ import (
 	"go.uber.org/mock/gomock"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/mocks"
+	"github.com/sqsconsumer/sqsconsumer/internal/sqsbatch"
 )
 
+// testTries is how many calls the test harvester lets carry a request before its keep says the
+// message is no longer ours (the consumer's keep asks the lease instead).
+const testTries = 4
+
 // newTestHarvester builds a harvester of 10-entry batches on queue "q" that counts into stats
-// and reports failures to onError.
+// and reports failures to onError; a request is retried until it has been sent testTries times.
 func newTestHarvester(client Client, interval time.Duration, onError func(error), stats *counters) *harvester {
+	var mu sync.Mutex
+	tries := map[string]int{}
 	return newHarvester(harvesterConfig{
 		client: client, queueURL: "q", size: 10, interval: interval,
 		requested: func(string) { stats.requests.Add(1) },
-		acked:     func(n int) { stats.acked.Add(int64(n)) },
-		failed: func(k ackKind, e *AckError) {
-			if k == ackDelete {
+		keep: func(r ackReq) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if tries[r.id]++; tries[r.id] >= testTries {
+				return errors.New("test: no longer ours")
+			}
+			return nil
+		},
+		settled: func(r ackReq, res sqsbatch.Result) bool {
+			if res.OK {
+				return r.kind == ackDelete
+			}
+			if r.kind == ackDelete {
 				stats.ackFailed.Add(1)
 			} else {
 				stats.visibilityFailed.Add(1)
 			}
-			onError(e)
+			onError(&AckError{Op: r.kind.String(), MessageID: r.id, Code: res.Code, SenderFault: res.SenderFault, Err: res.Error()})
+			return false
 		},
+		acked: func(n int) { stats.acked.Add(int64(n)) },
 	})
 }
 
@@ -180,10 +199,10 @@ func TestHarvesterRetriesFailedCallsButNotPermanentOnes(t *testing.T) {
 			t.Fatalf("permanent error: %d reports, %d failed; want one per message, no retry", len(errs), stats.ackFailed.Load())
 		}
 
-		client.EXPECT().DeleteMessageBatch(gomock.Any(), gomock.Any()).Return(nil, transient).Times(ackAttempts)
+		client.EXPECT().DeleteMessageBatch(gomock.Any(), gomock.Any()).Return(nil, transient).Times(testTries)
 		_, errs = harvest(t, client, time.Hour, deletes(1))
 		if len(errs) != 1 {
-			t.Fatalf("after %d failed tries: %d reports", ackAttempts, len(errs))
+			t.Fatalf("after %d failed tries: %d reports", testTries, len(errs))
 		}
 	})
 }

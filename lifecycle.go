@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/sqsconsumer/sqsconsumer/internal/sqsbatch"
 	"github.com/sqsconsumer/sqsconsumer/worker"
 )
 
@@ -283,18 +284,23 @@ func (q *queue) retry(m *Message, err error) outcome {
 	return o
 }
 
-// exit is the one way a message leaves the consumer, whatever became of it: the lease lets it
-// go, the delete or visibility change goes to the harvester (none when the lease was lost: the
-// message may be someone else's by now), it is counted once, hooks hear of it, its capacity
-// unit is returned if it still holds one, and its lane lets the next message of its group go.
+// exit is the one way a message leaves the consumer, whatever became of it: the delete or
+// visibility change goes to the harvester (none when the lease was lost: the message may be
+// someone else's by now), it is counted once, hooks hear of it, its capacity unit is returned if
+// it still holds one, and its lane lets the next message of its group go. A message whose
+// request goes to the harvester stays under the lease until the request is settled (see
+// settle): a pending delete keeps being extended, a pending visibility change is no longer
+// extended (an extension would override it) but is still tracked until it lapses.
 func (q *queue) exit(m *Message, o outcome) {
 	if m.gone { // a bug: say so rather than count or delete twice
 		q.reportError(fmt.Errorf("sqsconsumer: internal error: message %s left twice", m.id()))
 		return
 	}
 	m.gone = true
-	ok := false
-	if cause, lost := q.unlease(m); lost {
+	inLane := m.lane // read before the harvester has m: a settle may give the lane back at once
+	ok, laneLater := false, false
+	if cause := q.leaseLost(m); cause != nil {
+		q.unlease(m)
 		q.stats.leaseLost.Add(1)
 		for _, h := range q.hooks.leaseLost {
 			q.contain("OnLeaseLost hook", func() { h.OnLeaseLost(m, cause) })
@@ -302,12 +308,16 @@ func (q *queue) exit(m *Message, o outcome) {
 	} else {
 		switch o.kind {
 		case exitDelete:
-			q.harvester.add(ackReq{kind: ackDelete, id: m.id(), handle: m.ReceiptHandle})
 			q.stats.succeeded.Add(1)
 			if o.rerouted {
 				q.stats.rerouted.Add(1)
 			}
 			ok = true
+			// FIFO: the next message of the group starts once this delete has landed, so that
+			// a delete that keeps failing cannot let this one come back after it.
+			laneLater = q.fifo && inLane
+			m.laneAtSettle = laneLater
+			q.harvester.add(ackReq{kind: ackDelete, id: m.id(), handle: m.ReceiptHandle, m: m})
 		case exitRetry:
 			q.stats.failed.Add(1)
 			var pe *PanicError
@@ -318,46 +328,109 @@ func (q *queue) exit(m *Message, o outcome) {
 				q.stats.timedOut.Add(1)
 			}
 			if o.change {
-				q.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: o.seconds})
+				q.changeVisibility(m, o.seconds)
+			} else {
+				q.unlease(m)
 			}
 		case exitRelease:
-			q.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: visibilitySeconds(o.delay)})
 			q.stats.released.Add(1)
+			q.changeVisibility(m, visibilitySeconds(o.delay))
 		case exitCancel:
-			q.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle})
 			q.stats.cancelled.Add(1)
+			q.changeVisibility(m, 0)
 		}
 	}
 	m.cancel(context.Canceled)
 	q.stats.inFlight.Add(-1)
 	m.unit.giveBack()
-	if m.lane {
-		next, rest := q.lanes.leave(m, ok)
-		for _, w := range rest {
-			q.exit(w, released)
-		}
-		if next != nil {
-			q.eng.dispatch(next)
-		}
+	if inLane && !laneLater {
+		q.leaveLane(m, ok)
 	}
 }
 
-// unlease takes m off the lease and reports whether the lease had given it up, and why.
-// Without a lease a message is lost once the visibility from its receipt has lapsed.
-func (q *queue) unlease(m *Message) (cause error, lost bool) {
+// changeVisibility hands m's new visibility to the harvester; the lease stops extending m first.
+func (q *queue) changeVisibility(m *Message, seconds int32) {
 	if q.lease != nil {
-		if q.lease.Remove(&m.lease) {
-			if cause := context.Cause(m.ctx); cause != nil {
-				return cause, true
-			}
-			return ErrLeaseLost, true
+		q.lease.Freeze(&m.lease)
+	}
+	q.harvester.add(ackReq{kind: ackVisibility, id: m.id(), handle: m.ReceiptHandle, seconds: seconds, m: m})
+}
+
+// leaveLane gives back m's running place in its lane: the lane's next message is started and,
+// after a FIFO failure or at shutdown, the rest is released, all from the dispatcher's goroutine
+// (leaveLane may be called where neither Submit nor the harvester may be waited for).
+func (q *queue) leaveLane(m *Message, ok bool) {
+	next, rest := q.lanes.leave(m, ok)
+	for _, w := range rest {
+		q.eng.disp.add(w, true)
+	}
+	if next != nil {
+		q.eng.disp.add(next, false)
+	}
+}
+
+// stillOurs implements the harvester's keep: nil while m is still ours (its lease holds, or
+// without a lease its visibility has not lapsed), so that its request is retried.
+func (q *queue) stillOurs(r ackReq) error {
+	if r.m == nil {
+		return nil
+	}
+	return q.leaseLost(r.m)
+}
+
+// settle implements the harvester's settled: m leaves the lease, and the request's outcome is
+// counted. A delete counts as acknowledged only if SQS accepted it while the lease held: once a
+// lease is lost, SQS may accept a delete with a superseded handle without deleting anything.
+func (q *queue) settle(r ackReq, res sqsbatch.Result) (acked bool) {
+	q.stats.ackRetries.Add(int64(max(res.Attempts-1, 0)))
+	var cause error
+	if r.m != nil {
+		cause = q.unlease(r.m)
+	}
+	ok := res.OK
+	if ok && r.kind == ackDelete && errors.Is(cause, ErrLeaseLost) {
+		ok = false
+		res = sqsbatch.Result{Code: "LeaseLost", Message: "accepted after the lease was lost: the handle may have been superseded", GaveUp: cause, Attempts: res.Attempts}
+	}
+	if !ok {
+		e := &AckError{Op: r.kind.String(), MessageID: r.id, Code: res.Code, SenderFault: res.SenderFault, Err: res.Error()}
+		if r.kind == ackDelete {
+			q.stats.ackFailed.Add(1)
+		} else {
+			q.stats.visibilityFailed.Add(1)
 		}
-		return nil, false
+		for _, h := range q.hooks.ackFailure {
+			q.contain("OnAckFailure hook", func() { h.OnAckFailure(q.url, e) })
+		}
+		q.reportError(e)
+	}
+	if r.m != nil && r.m.laneAtSettle {
+		q.leaveLane(r.m, ok)
+	}
+	return ok && r.kind == ackDelete
+}
+
+// leaseLost returns why m is no longer ours (the lease gave it up, or without a lease its
+// visibility lapsed), or nil. It does not take m off the lease.
+func (q *queue) leaseLost(m *Message) error {
+	if q.lease != nil {
+		return q.lease.Lost(&m.lease)
 	}
 	if !time.Now().Before(m.deadline) {
-		return ErrLeaseLost, true
+		return ErrLeaseLost
 	}
-	return nil, false
+	return nil
+}
+
+// unlease takes m off the lease and returns why the lease had given it up, or nil.
+func (q *queue) unlease(m *Message) error {
+	if q.lease != nil {
+		return q.lease.Remove(&m.lease)
+	}
+	if !time.Now().Before(m.deadline) {
+		return ErrLeaseLost
+	}
+	return nil
 }
 
 // contain runs f, turning a panic into a reported error: code the consumer calls on a

@@ -43,7 +43,9 @@ type Message struct {
 	deadline time.Time // when the visibility from the receipt lapses (without a lease)
 	unit     unit      // the capacity unit, while the message and not the strategy holds it
 	lane     bool      // holds one of its lane's running places (see lanes)
-	gone     bool      // has left through exit
+	// laneAtSettle: the lane's place is given back when the delete is settled, not at exit (FIFO)
+	laneAtSettle bool
+	gone         bool // has left through exit
 }
 
 // ReceiveCount returns the ApproximateReceiveCount system attribute: 1 on the first delivery.

@@ -28,8 +28,11 @@ type Stats struct {
 	Cancelled int64 // handler cut short by the shutdown timeout, returned an error, and released
 	LeaseLost int64 // handler finished after its lease was lost or expired: left to SQS
 
-	Acked            int64 // deletes SQS confirmed
-	AckFailed        int64 // deletes that failed for good (each reported as *AckError)
+	Acked     int64 // deletes SQS confirmed
+	AckFailed int64 // deletes that failed for good (each reported as *AckError)
+	// AckRetries counts retries of deletes and visibility changes: a failed entry is retried
+	// for as long as its message is still ours (its lease holds), not a fixed number of times.
+	AckRetries       int64
 	VisibilityFailed int64 // backoff or release visibility changes that failed for good
 	LeaseExtended    int64 // visibility extensions SQS confirmed
 
@@ -46,12 +49,12 @@ type Stats struct {
 }
 
 type counters struct {
-	receives, emptyReceives, receiveErrors, abandonedReceives, received atomic.Int64
-	succeeded, failed, panics, timedOut, released, cancelled, leaseLost atomic.Int64
-	acked, ackFailed, visibilityFailed, leaseExtended, inFlight         atomic.Int64
-	pollers, requests, rerouted                                         atomic.Int64
-	busy, firstStart, lastEnd                                           atomic.Int64 // ns; Unix times, 0 before the first
-	concurrency                                                         int
+	receives, emptyReceives, receiveErrors, abandonedReceives, received     atomic.Int64
+	succeeded, failed, panics, timedOut, released, cancelled, leaseLost     atomic.Int64
+	acked, ackFailed, ackRetries, visibilityFailed, leaseExtended, inFlight atomic.Int64
+	pollers, requests, rerouted                                             atomic.Int64
+	busy, firstStart, lastEnd                                               atomic.Int64 // ns; Unix times, 0 before the first
+	concurrency                                                             int
 }
 
 // handled records one handler call that ran from start to end.
@@ -72,7 +75,7 @@ func (c *counters) snapshot() Stats {
 		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(), AbandonedReceives: c.abandonedReceives.Load(),
 		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Rerouted: c.rerouted.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), TimedOut: c.timedOut.Load(),
 		Released: c.released.Load(), Cancelled: c.cancelled.Load(), LeaseLost: c.leaseLost.Load(),
-		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), VisibilityFailed: c.visibilityFailed.Load(),
+		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), AckRetries: c.ackRetries.Load(), VisibilityFailed: c.visibilityFailed.Load(),
 		LeaseExtended: c.leaseExtended.Load(), InFlight: c.inFlight.Load(),
 		Pollers: c.pollers.Load(), Requests: c.requests.Load(), HandlerTime: time.Duration(c.busy.Load()),
 	}
@@ -94,7 +97,7 @@ func (s Stats) add(o Stats) Stats {
 		Succeeded: s.Succeeded + o.Succeeded, Rerouted: s.Rerouted + o.Rerouted, Failed: s.Failed + o.Failed,
 		Panics: s.Panics + o.Panics, TimedOut: s.TimedOut + o.TimedOut, Released: s.Released + o.Released,
 		Cancelled: s.Cancelled + o.Cancelled, LeaseLost: s.LeaseLost + o.LeaseLost, Acked: s.Acked + o.Acked,
-		AckFailed: s.AckFailed + o.AckFailed, VisibilityFailed: s.VisibilityFailed + o.VisibilityFailed,
+		AckFailed: s.AckFailed + o.AckFailed, AckRetries: s.AckRetries + o.AckRetries, VisibilityFailed: s.VisibilityFailed + o.VisibilityFailed,
 		LeaseExtended: s.LeaseExtended + o.LeaseExtended, InFlight: s.InFlight + o.InFlight,
 		Pollers: s.Pollers + o.Pollers, Requests: s.Requests + o.Requests, HandlerTime: s.HandlerTime + o.HandlerTime,
 	}

@@ -74,7 +74,7 @@ sqsconsumer_in_flight{queue="` + url + `"} 0
 	}
 	receives := testutil.ToFloat64(requests(t, reg, url, "ReceiveMessage"))
 	r := c.Report()
-	if int64(receives) != r.Receives+r.ReceiveErrors || receives == 0 {
+	if int64(receives) != r.Receives+r.ReceiveErrors+r.AbandonedReceives || receives == 0 {
 		t.Fatalf("receive requests %v, report %+v", receives, r.Stats)
 	}
 }

@@ -51,7 +51,9 @@ type Entry struct {
 	receivedAt time.Time
 	expires    time.Time // when the visibility lapses, as far as we know
 	lost       bool
-	extending  bool // an extension of it is in flight
+	cause      error // why it was lost: ErrLost or ErrExpired, possibly wrapped
+	extending  bool  // an extension of it is in flight
+	frozen     bool  // no longer extended (see Freeze)
 }
 
 // Manager holds the entries of one consumer. Create it with New and start Run on a goroutine.
@@ -113,20 +115,50 @@ func (m *Manager) Add(e *Entry, receivedAt time.Time) {
 // limit is when e reaches the cap.
 func (e *Entry) limit(maxTotal time.Duration) time.Time { return e.receivedAt.Add(maxTotal) }
 
-// Remove stops covering e and reports whether the lease had already given it up (Lost was or
-// is being called), in which case the message must not be acknowledged or released.
+// Remove stops covering e and returns why the lease had already given it up (ErrLost or
+// ErrExpired, possibly wrapping SQS's reason; Lost was called with it), or nil when it had not,
+// in which case the message is still the holder's to acknowledge or release.
 //
 // Remove blocks while an extension of e is in flight, so that whatever the holder asks of SQS
 // next (a delete, a retry delay, a release) lands after it and is not overridden by it.
-func (m *Manager) Remove(e *Entry) (lost bool) {
+func (m *Manager) Remove(e *Entry) (cause error) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	delete(m.entries, e)
 	for e.extending {
 		m.settled.Wait()
 	}
-	lost = e.lost
-	m.mu.Unlock()
-	return lost
+	if e.lost {
+		return e.cause
+	}
+	return nil
+}
+
+// Lost returns why the lease gave e up, or nil while e is still the holder's: covered and not
+// lapsed. It does not block.
+func (m *Manager) Lost(e *Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case e.lost:
+		return e.cause
+	case !time.Now().Before(e.expires):
+		return ErrLost
+	}
+	return nil
+}
+
+// Freeze stops extending e but keeps covering it: its visibility is about to be set by the
+// holder (a retry delay, a release), which an extension landing later would override. Lost
+// reports it lost once the visibility it has now lapses. Freeze blocks while an extension of e
+// is in flight.
+func (m *Manager) Freeze(e *Entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for e.extending {
+		m.settled.Wait()
+	}
+	e.frozen = true
 }
 
 // Len reports how many entries are covered.
@@ -200,8 +232,14 @@ func (m *Manager) tick(now time.Time, regular bool) (earliest time.Time) {
 		}
 		limit := e.limit(m.maxTotal)
 		if !now.Before(e.expires) || !now.Before(limit) { // lapsed, or the cap is reached
-			e.lost = true
+			e.lost, e.cause = true, ErrExpired
+			if !now.Before(e.expires) {
+				e.cause = ErrLost
+			}
 			gone = append(gone, e)
+			continue
+		}
+		if e.frozen {
 			continue
 		}
 		if !regular || e.expires.Sub(now) > m.visibility/2 {
@@ -215,7 +253,7 @@ func (m *Manager) tick(now time.Time, regular bool) (earliest time.Time) {
 			until = limit
 		}
 		if !until.After(e.expires) { // the cap is reached: give it up while it is still ours
-			e.lost = true
+			e.lost, e.cause = true, ErrExpired
 			gone = append(gone, e)
 			continue
 		}
@@ -228,11 +266,7 @@ func (m *Manager) tick(now time.Time, regular bool) (earliest time.Time) {
 	}
 	m.mu.Unlock()
 	for _, e := range gone {
-		if !now.Before(e.expires) {
-			e.Lost(ErrLost)
-		} else {
-			e.Lost(ErrExpired)
-		}
+		e.Lost(e.cause)
 	}
 	// Batches go out together, at most maxExtendsOpen at once: sent one after the other, slow
 	// calls would let the last batches lapse while the first are answered.
@@ -289,9 +323,10 @@ func (m *Manager) extend(batch []due) {
 			d.e.expires = d.until
 			ok++
 		case refused(r.Code):
-			d.e.lost = true
+			refusal := &RefusedError{Code: r.Code, Message: r.Message}
+			d.e.lost, d.e.cause = true, refusal
 			lost = append(lost, d)
-			lostErr = append(lostErr, &RefusedError{Code: r.Code, Message: r.Message})
+			lostErr = append(lostErr, refusal)
 		}
 		// Any other failure is retried on the next tick.
 	}

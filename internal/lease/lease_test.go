@@ -95,7 +95,7 @@ func TestExtendsBeforeLapseInBatchesOfTen(t *testing.T) {
 			t.Fatalf("%d batch calls for a minute of 25 leases", calls)
 		}
 		for _, e := range f.entries {
-			if f.m.Remove(e) {
+			if f.m.Remove(e) != nil {
 				t.Fatal("Remove reported a kept lease as lost")
 			}
 		}
@@ -117,7 +117,7 @@ func TestCapExpiresBeforeVisibilityLapses(t *testing.T) {
 		if !errors.Is(cause, lease.ErrExpired) {
 			t.Fatalf("cause %v, want ErrExpired", cause)
 		}
-		if !f.m.Remove(f.entries[0]) {
+		if f.m.Remove(f.entries[0]) == nil {
 			t.Fatal("Remove did not report the expired lease")
 		}
 		// Given up while still invisible: at most the cap, and before the last extension lapsed.
@@ -154,7 +154,7 @@ func TestRefusedExtensionIsLost(t *testing.T) {
 			if !errors.As(cause, &refused) || refused.Code != "MessageNotInflight" || !errors.Is(cause, lease.ErrLost) {
 				t.Fatalf("cause %v, want ErrLost with SQS's reason", cause)
 			}
-			if !f.m.Remove(f.entries[i]) || f.m.Remove(f.entries[1-i]) {
+			if f.m.Remove(f.entries[i]) == nil || f.m.Remove(f.entries[1-i]) != nil {
 				t.Fatal("Remove does not tell the lost entry from the kept one")
 			}
 		}
@@ -291,7 +291,7 @@ func TestCapBelowVisibilityExpiresAtTheCap(t *testing.T) {
 			if held := at.Sub(c.received); held < maxTotal || held > maxTotal+time.Second {
 				t.Errorf("%s given up after %v, want at the %v cap", c.name, held, maxTotal)
 			}
-			if !f.m.Remove(c.e) {
+			if f.m.Remove(c.e) == nil {
 				t.Errorf("%s: Remove did not report the expired lease", c.name)
 			}
 		}
@@ -321,7 +321,7 @@ func TestCapAboveVisibilityExtendsThenExpiresBeforeLapse(t *testing.T) {
 		if !errors.Is(cause, lease.ErrExpired) {
 			t.Fatalf("cause %v, want ErrExpired", cause)
 		}
-		if !f.m.Remove(e) {
+		if f.m.Remove(e) == nil {
 			t.Fatal("Remove did not report the expired lease")
 		}
 		f.mu.Lock()

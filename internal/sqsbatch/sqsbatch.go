@@ -9,6 +9,7 @@ package sqsbatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -26,11 +27,20 @@ const CodeNoResult = "NoResult"
 
 // Policy says how hard Do tries.
 type Policy struct {
-	Attempts  int                 // tries per entry, at least 1
+	Attempts  int                 // tries per entry; 0: no limit (Keep decides)
 	Backoff   backoff.Exponential // pause before a retry, by attempt
 	Timeout   time.Duration       // per call, on a ctx of its own (0: none)
 	Permanent func(error) bool    // a failed call that would fail the same way again (may be nil)
+	// Keep is asked before each retry of entry i: nil to retry it, or why not (the entry is
+	// then done, with GaveUp set). nil Keep retries while attempts remain.
+	Keep func(i int) error
+	// Stop, when closed, ends the pauses between attempts: the entries due a retry are done
+	// with GaveUp set to ErrStopped. nil never stops.
+	Stop <-chan struct{}
 }
+
+// ErrStopped is a Result's GaveUp when Policy.Stop ended the retries.
+var ErrStopped = errors.New("sqsbatch: stopped before the entry succeeded")
 
 // Response is what one batch call said, by the ids Do gave the entries.
 type Response struct {
@@ -57,6 +67,9 @@ type Result struct {
 	SenderFault bool
 	Err         error // the call's error when the whole call failed
 	Attempts    int   // calls that carried the entry
+	// GaveUp says why an entry that might have succeeded later was not retried again: Keep's
+	// error or ErrStopped; nil when it succeeded, failed for good or ran out of attempts.
+	GaveUp error
 }
 
 // Error describes a failed result as an error (nil for a success).
@@ -64,6 +77,10 @@ func (r Result) Error() error {
 	switch {
 	case r.OK:
 		return nil
+	case r.GaveUp != nil:
+		last := r
+		last.GaveUp = nil
+		return fmt.Errorf("%w (last try: %w)", r.GaveUp, last.Error())
 	case r.Err != nil:
 		return r.Err
 	case r.Message != "":
@@ -75,16 +92,19 @@ func (r Result) Error() error {
 
 // Do sends n entries (at most 10) with send, retrying as the package says, and calls done once
 // per entry, by position, as soon as its outcome is known. It blocks until every entry is done;
-// pauses between attempts do not watch any ctx (the callers' requests must outlive a shutdown).
+// pauses between attempts end early only when p.Stop is closed (the callers' requests must
+// outlive a shutdown).
 func Do(n int, p Policy, send Send, done func(i int, r Result)) {
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
-	attempts := max(p.Attempts, 1)
+	limited := p.Attempts > 0
 	for attempt := 1; len(idx) > 0; attempt++ {
-		last := attempt >= attempts
+		last := limited && attempt >= p.Attempts
 		resp, err := call(p.Timeout, send, idx)
+		var again []int
+		lastTry := make(map[int]Result, len(idx)) // what an entry due a retry got this time
 		if err != nil {
 			if last || (p.Permanent != nil && p.Permanent(err)) {
 				for _, i := range idx {
@@ -92,43 +112,68 @@ func Do(n int, p Policy, send Send, done func(i int, r Result)) {
 				}
 				return
 			}
-			backoff.Sleep(nil, p.Backoff.Delay(attempt))
-			continue
-		}
-		settled := make([]bool, len(idx))
-		for _, ok := range resp.Successful {
-			if j, found := batchid.Position(ok.ID, len(idx)); found && !settled[j] {
+			again = idx
+			for _, i := range idx {
+				lastTry[i] = Result{Err: err, Attempts: attempt}
+			}
+		} else {
+			settled := make([]bool, len(idx))
+			for _, ok := range resp.Successful {
+				if j, found := batchid.Position(ok.ID, len(idx)); found && !settled[j] {
+					settled[j] = true
+					done(idx[j], Result{OK: true, MessageID: ok.MessageID, Attempts: attempt})
+				}
+			}
+			for _, f := range resp.Failed {
+				j, ok := batchid.Position(f.Id, len(idx))
+				if !ok || settled[j] {
+					continue
+				}
 				settled[j] = true
-				done(idx[j], Result{OK: true, MessageID: ok.MessageID, Attempts: attempt})
+				r := Result{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault, Attempts: attempt}
+				if !f.SenderFault && !last {
+					again = append(again, idx[j])
+					lastTry[idx[j]] = r
+					continue
+				}
+				done(idx[j], r)
 			}
+			for j, s := range settled { // SQS said nothing of these
+				if s {
+					continue
+				}
+				r := Result{Code: CodeNoResult, Message: "the response did not mention the entry", Attempts: attempt}
+				if !last {
+					again = append(again, idx[j])
+					lastTry[idx[j]] = r
+					continue
+				}
+				done(idx[j], r)
+			}
+			slices.Sort(again)
 		}
-		var again []int
-		for _, f := range resp.Failed {
-			j, ok := batchid.Position(f.Id, len(idx))
-			if !ok || settled[j] {
-				continue
-			}
-			settled[j] = true
-			if !f.SenderFault && !last {
-				again = append(again, idx[j])
-				continue
-			}
-			done(idx[j], Result{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault, Attempts: attempt})
+		if len(again) == 0 {
+			return
 		}
-		for j, s := range settled { // SQS said nothing of these
-			if s {
-				continue
+		if !backoff.Sleep(p.Stop, p.Backoff.Delay(attempt)) || stopped(p.Stop) {
+			for _, i := range again {
+				r := lastTry[i]
+				r.GaveUp = ErrStopped
+				done(i, r)
 			}
-			if !last {
-				again = append(again, idx[j])
-				continue
-			}
-			done(idx[j], Result{Code: CodeNoResult, Message: "the response did not mention the entry", Attempts: attempt})
+			return
 		}
-		slices.Sort(again)
-		idx = again
-		if len(idx) > 0 {
-			backoff.Sleep(nil, p.Backoff.Delay(attempt))
+		idx = idx[:0]
+		for _, i := range again {
+			if p.Keep != nil {
+				if why := p.Keep(i); why != nil {
+					r := lastTry[i]
+					r.GaveUp = why
+					done(i, r)
+					continue
+				}
+			}
+			idx = append(idx, i)
 		}
 	}
 }
@@ -200,4 +245,13 @@ func respond[E any](failed []types.BatchResultErrorEntry, successful []E, id fun
 		r.Successful[j].ID = id(e)
 	}
 	return r
+}
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }

@@ -101,3 +101,53 @@ func FuzzEntryMapping(f *testing.F) {
 		})
 	})
 }
+
+// With no attempt limit an entry is retried until it succeeds or Keep says to stop; Keep's
+// reason is the result's GaveUp.
+func TestKeepDecidesWithoutALimit(t *testing.T) {
+	notOurs := errors.New("not ours any more")
+	p := quick
+	p.Attempts = 0
+	calls := map[int]int{}
+	p.Keep = func(i int) error {
+		if i == 1 && calls[1] >= 5 {
+			return notOurs
+		}
+		return nil
+	}
+	res := run(t, 2, p, func(_ context.Context, idx []int) (Response, error) {
+		var r Response
+		for j, i := range idx {
+			calls[i]++
+			if i == 0 && calls[0] == 12 { // succeeds on its 12th try: no fixed limit
+				r.Successful = append(r.Successful, Success{ID: batchid.For(j)})
+				continue
+			}
+			r.Failed = append(r.Failed, types.BatchResultErrorEntry{Id: batchid.For(j), Code: aws.String("InternalError")})
+		}
+		return r, nil
+	})
+	if !res[0].OK || res[0].Attempts != 12 {
+		t.Errorf("entry 0: %+v", res[0])
+	}
+	if res[1].OK || !errors.Is(res[1].GaveUp, notOurs) || res[1].Attempts != 5 || res[1].Code != "InternalError" || !errors.Is(res[1].Error(), notOurs) {
+		t.Errorf("entry 1: %+v", res[1])
+	}
+}
+
+// Closing Stop ends the pauses: what is due a retry is given up at once with ErrStopped.
+func TestStopEndsTheRetries(t *testing.T) {
+	stop := make(chan struct{})
+	p := Policy{Backoff: backoff.Exponential{Base: time.Hour, Max: time.Hour}, Stop: stop}
+	calls := 0
+	res := run(t, 1, p, func(context.Context, []int) (Response, error) {
+		if calls++; calls == 2 {
+			t.Error("retried after Stop")
+		}
+		close(stop)
+		return Response{}, errors.New("unavailable")
+	})
+	if res[0].OK || !errors.Is(res[0].GaveUp, ErrStopped) || res[0].Err == nil {
+		t.Errorf("%+v", res[0])
+	}
+}
