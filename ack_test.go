@@ -2,6 +2,7 @@ package sqsconsumer_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,4 +120,88 @@ func TestAckFIFODeleteTroubleDoesNotReorderTheGroup(t *testing.T) {
 			t.Fatalf("group g handled in order %v; want m1,m2 (m2 started while m1's delete was pending)", order)
 		}
 	})
+}
+
+// outagePhase makes every call of the given operations fail with a server error while the fake
+// clock is within [from, to) of start.
+func outagePhase(start time.Time, from, to time.Duration, ops ...string) func(op string, in any) error {
+	return func(op string, _ any) error {
+		at := time.Since(start)
+		if at < from || at >= to {
+			return nil
+		}
+		for _, o := range ops {
+			if o == op {
+				return sqstest.ServerError()
+			}
+		}
+		return nil
+	}
+}
+
+// Outages of deletes, of visibility changes, and of both, for 6 s inside a 20 s visibility (the
+// whole backlog is handled meanwhile):
+// no message succeeds twice, every one is deleted, nothing is left, and the report adds up.
+// One message in ten fails its first delivery, so backoff visibility changes meet the outage too.
+func TestAckOutagePhases(t *testing.T) {
+	for name, ops := range map[string][]string{
+		"deletes":            {"DeleteMessageBatch"},
+		"visibility changes": {"ChangeMessageVisibilityBatch"},
+		"both":               {"DeleteMessageBatch", "ChangeMessageVisibilityBatch"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := sqstest.New(sqstest.WithStrict())
+				url := s.MustCreateQueue("q", nil)
+				const n = 400
+				sendN(t, s, url, n)
+				s.SetFaults(sqstest.Faults{Call: outagePhase(time.Now(), 200*time.Millisecond, 6200*time.Millisecond, ops...)})
+				var mu sync.Mutex
+				succeeded := map[string]int{}
+				c, err := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+					advance(50 * time.Millisecond)
+					if len(*m.Body) > 0 && (*m.Body)[len(*m.Body)-1] == '7' && m.ReceiveCount() == 1 {
+						return errors.New("first delivery fails")
+					}
+					mu.Lock()
+					succeeded[*m.Body]++
+					mu.Unlock()
+					return nil
+				}, sqsconsumer.WithVisibilityTimeout(20*time.Second), sqsconsumer.WithConcurrency(16),
+					sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }), quiet,
+					sqsconsumer.WithErrorHandler(func(error) {}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				stop := running(t, c)
+				for {
+					st, _ := s.Stats(url)
+					if st.Deleted == n {
+						break
+					}
+					advance(100 * time.Millisecond)
+				}
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+				r := checkReportAddsUp(t, c)
+				mu.Lock()
+				defer mu.Unlock()
+				twice := 0
+				for _, k := range succeeded {
+					if k > 1 {
+						twice++
+					}
+				}
+				st, _ := s.Stats(url)
+				if twice != 0 || len(succeeded) != n || st.Deleted != n || st.Visible+st.InFlight+st.Delayed != 0 || r.Acked != n || r.AckFailed != 0 {
+					t.Fatalf("%d of %d messages handled twice, %d succeeded; queue %+v; report %+v", twice, n, len(succeeded), st, r.Stats)
+				}
+				if r.AckRetries == 0 || r.Requests == 0 {
+					t.Fatalf("the outage was not met: %+v", r.Stats)
+				}
+				t.Logf("%s: %d ack retries, %d requests for %d messages, done at %v", name, r.AckRetries, r.Requests, n, r.HandlerTime)
+			})
+		})
+	}
 }

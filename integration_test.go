@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/aws/smithy-go"
+
 	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/producer"
 	"github.com/sqsconsumer/sqsconsumer/queues"
@@ -219,7 +221,9 @@ func TestEmulatorCancelMidStreamLosesNothing(t *testing.T) {
 		}
 		return nil
 	}, sqsconsumer.WithConcurrency(32), sqsconsumer.WithWaitTime(2*time.Second),
-		sqsconsumer.WithBackoff(sqsconsumer.ExponentialBackoff(time.Second, backoffCap)))
+		sqsconsumer.WithBackoff(sqsconsumer.ExponentialBackoff(time.Second, backoffCap)),
+		// What the emulator hands a receive that shutdown cancels comes back after this.
+		sqsconsumer.WithVisibilityTimeout(backoffCap))
 	stop := running(t, c)
 	<-enough
 	if err := stop(); err != nil {
@@ -230,7 +234,8 @@ func TestEmulatorCancelMidStreamLosesNothing(t *testing.T) {
 	if int(r.Succeeded) != done || int(r.Acked) != done || r.Failed == 0 {
 		t.Fatalf("completed %d, report %+v", done, r.Stats)
 	}
-	// The backoff cap is the longest any message may stay invisible now. (fauxqs returns lapsed
+	// The backoff cap (and the visibility timeout, for what an abandoned receive took) is the
+	// longest any message may stay invisible now. (fauxqs returns lapsed
 	// messages to the queue only when it is received from, so the counts are read by draining
 	// it, not from its attributes.)
 	<-time.After(backoffCap + time.Second)
@@ -479,5 +484,93 @@ func TestEmulatorRedriveAfterMaxReceiveCount(t *testing.T) {
 	}
 	if n := tries.Load(); n != 2 {
 		t.Fatalf("handled %d times, want maxReceiveCount 2", n)
+	}
+}
+
+// outageClient fails every call of the operations chosen while the outage is on.
+type outageClient struct {
+	sqsconsumer.Client
+	deletes, visibility bool
+	on                  atomic.Bool
+	failed              atomic.Int64
+}
+
+func (c *outageClient) outage() error {
+	c.failed.Add(1)
+	return &smithy.GenericAPIError{Code: "InternalFailure", Message: "injected outage", Fault: smithy.FaultServer}
+}
+
+func (c *outageClient) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
+	if c.deletes && c.on.Load() {
+		return nil, c.outage()
+	}
+	return c.Client.DeleteMessageBatch(ctx, in, optFns...)
+}
+
+func (c *outageClient) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
+	if c.visibility && c.on.Load() {
+		return nil, c.outage()
+	}
+	return c.Client.ChangeMessageVisibilityBatch(ctx, in, optFns...)
+}
+
+// Outages of 6 s in the middle of a run, inside a 20 s visibility: of deletes, of visibility
+// changes (the lease's and the backoff's), and of both. Acknowledgements are retried while the
+// messages are ours, so no message succeeds twice and the queue ends empty. One message in ten
+// fails its first delivery, so backoff visibility changes meet the outage too.
+func TestEmulatorOutagesHandleNothingTwice(t *testing.T) {
+	client := emulatorClient(t)
+	for name, oc := range map[string]*outageClient{
+		"deletes":    {Client: client, deletes: true},
+		"visibility": {Client: client, visibility: true},
+		"both":       {Client: client, deletes: true, visibility: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url := emuQueue(t, client, nil)
+			const n = 400
+			sendN(t, client, url, n)
+			var seen sync.Map
+			var succeeded, twice atomic.Int64
+			all := make(chan struct{})
+			c, err := sqsconsumer.New(oc, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+				<-time.After(100 * time.Millisecond) // work
+				if strings.HasSuffix(*m.Body, "7") && m.ReceiveCount() == 1 {
+					return errors.New("every tenth message fails its first try")
+				}
+				if _, dup := seen.LoadOrStore(*m.MessageId, true); dup {
+					twice.Add(1)
+				}
+				if succeeded.Add(1) == n {
+					close(all)
+				}
+				return nil
+			}, sqsconsumer.WithConcurrency(8), sqsconsumer.WithWaitTime(2*time.Second),
+				sqsconsumer.WithVisibilityTimeout(20*time.Second), sqsconsumer.WithErrorHandler(func(error) {}),
+				sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }), quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := running(t, c)
+			eventually(t, time.Minute, "a quarter handled", func() bool { return succeeded.Load() >= n/4 })
+			oc.on.Store(true)
+			<-time.After(6 * time.Second) // the outage
+			oc.on.Store(false)
+			select {
+			case <-all:
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("succeeded %d of %d", succeeded.Load(), n)
+			}
+			eventually(t, 30*time.Second, "every delete acknowledged", func() bool { return c.Stats().Acked == n })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			r := checkReportAddsUp(t, c)
+			if twice.Load() != 0 || r.AckFailed != 0 || oc.failed.Load() == 0 || r.AckRetries == 0 {
+				t.Fatalf("%d of %d succeeded twice; %d calls failed in the outage; report %+v", twice.Load(), n, oc.failed.Load(), r.Stats)
+			}
+			eventually(t, 10*time.Second, "queue not empty", func() bool { v, f := counts(t, client, url); return v == 0 && f == 0 })
+			t.Logf("6 s outage of %s: %d calls failed, %d ack retries, 0 of %d succeeded twice", name, oc.failed.Load(), r.AckRetries, n)
+		})
 	}
 }
