@@ -123,26 +123,40 @@ type UnwrapOption func(*unwrapSettings)
 type unwrapSettings struct {
 	topics   []string
 	verifier *envelope.Verifier
+	allowRaw bool
 }
 
 // AllowTopics accepts SNS notifications only from these topic ARNs; any other is an error
-// wrapping ErrTopicNotAllowed. Without it every topic is accepted: nothing in an SQS message
-// proves SNS sent it, so set it (or VerifySignatures) whenever the topic matters.
+// wrapping ErrTopicNotAllowed, and so is a body that is not an SNS notification at all (a raw
+// body or an EventBridge event: anyone allowed to SendMessage to the queue could otherwise
+// bypass the check), unless AllowRaw is given too. Without it every topic is accepted: nothing
+// in an SQS message proves SNS sent it, so set it (or VerifySignatures) whenever the topic
+// matters.
 func AllowTopics(arns ...string) UnwrapOption {
 	return func(s *unwrapSettings) { s.topics = append(s.topics, arns...) }
 }
 
 // VerifySignatures checks each SNS notification's signature with v (see envelope.Verifier);
-// a notification that does not verify is an error.
+// a notification that does not verify is an error, and so is a body that is not an SNS
+// notification, unless AllowRaw is given too.
 func VerifySignatures(v *envelope.Verifier) UnwrapOption {
 	return func(s *unwrapSettings) { s.verifier = v }
 }
 
+// AllowRaw lets bodies that are not SNS notifications (raw bodies, EventBridge events) through
+// to the handler even with AllowTopics or VerifySignatures, which otherwise refuse them. Use it
+// when the queue also receives messages sent to it directly, on purpose.
+func AllowRaw() UnwrapOption {
+	return func(s *unwrapSettings) { s.allowRaw = true }
+}
+
 // Unwrap recognises SNS notifications and EventBridge events in the body: the handler it
 // wraps sees m.Body set to the payload inside, and m.Envelope() returns the envelope's fields
-// (topic, subject, attributes, source, ...). A raw body passes through unchanged. A malformed
-// envelope, a topic not allowed, or a signature that does not verify is an error (retried,
-// and with a redrive policy dead-lettered), never a silent delete.
+// (topic, subject, attributes, source, ...). A raw body passes through unchanged, unless
+// AllowTopics or VerifySignatures guard the handler (see AllowRaw). A malformed envelope, a
+// topic not allowed, a body that is not a notification behind a guard, or a signature that does
+// not verify is an error (retried, and with a redrive policy dead-lettered), never a silent
+// delete.
 func Unwrap(opts ...UnwrapOption) Middleware {
 	var s unwrapSettings
 	for _, o := range opts {
@@ -153,6 +167,10 @@ func Unwrap(opts ...UnwrapOption) Middleware {
 			env, err := m.Envelope()
 			if err != nil {
 				return err
+			}
+			guarded := len(s.topics) > 0 || s.verifier != nil
+			if env.Kind != envelope.SNS && guarded && !s.allowRaw {
+				return fmt.Errorf("%w: message %s is not an SNS notification (%s); AllowRaw lets such bodies through", ErrTopicNotAllowed, m.id(), env.Kind)
 			}
 			if env.Kind == envelope.SNS {
 				if len(s.topics) > 0 && !slices.Contains(s.topics, env.TopicArn) {

@@ -163,7 +163,8 @@ func TestTopicRouterUnwrapsSNSAndEventBridge(t *testing.T) {
 				return nil
 			}))
 		allowed := sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders", "arn:aws:sns:eu-west-1:123456789012:payments")
-		rep := consumeAll(t, s, url, sqsconsumer.Chain(router.Handle, sqsconsumer.Unwrap(allowed)), 4)
+		// The queue takes EventBridge events too, on purpose: AllowRaw lets them through.
+		rep := consumeAll(t, s, url, sqsconsumer.Chain(router.Handle, sqsconsumer.Unwrap(allowed, sqsconsumer.AllowRaw())), 4)
 		if strings.Join(subjects, ",") != "new order" || strings.Join(payments, ",") != `{"id":2}` || len(shipped) != 1 || shipped[0] != 4 {
 			t.Fatalf("orders %v, payments %v, shipped %v", subjects, payments, shipped)
 		}
@@ -232,4 +233,41 @@ func TestMiddlewareChainRecoverTimeoutLogging(t *testing.T) {
 			t.Fatalf("timeout: %v", err)
 		}
 	})
+}
+
+// With an allowlist or signature checks, a body that is not an SNS notification is refused like
+// a foreign topic (anyone allowed to SendMessage could otherwise bypass the check), unless
+// AllowRaw says such bodies are expected.
+func TestUnwrapGuardsRefuseBodiesThatAreNotNotifications(t *testing.T) {
+	notification := `{"Type":"Notification","MessageId":"n-1","TopicArn":"arn:aws:sns:eu-west-1:123456789012:orders","Message":"{\"id\":1}","Timestamp":"2026-01-01T00:00:00Z"}`
+	eventBridge := `{"version":"0","id":"e-1","detail-type":"Shipped","source":"shop","time":"2026-01-01T00:00:00Z","detail":{"id":1}}`
+	ok := func(ctx context.Context, m *sqsconsumer.Message) error { return nil }
+	for _, tc := range []struct {
+		name string
+		opts []sqsconsumer.UnwrapOption
+		body string
+		want bool // passes to the handler
+	}{
+		{"no guard, raw", nil, `{"id":1}`, true},
+		{"allowlist, notification", []sqsconsumer.UnwrapOption{sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders")}, notification, true},
+		{"allowlist, raw", []sqsconsumer.UnwrapOption{sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders")}, `{"id":1}`, false},
+		{"allowlist, EventBridge", []sqsconsumer.UnwrapOption{sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders")}, eventBridge, false},
+		{"allowlist, not JSON", []sqsconsumer.UnwrapOption{sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders")}, "plain text", false},
+		{"allowlist and AllowRaw, raw", []sqsconsumer.UnwrapOption{sqsconsumer.AllowTopics("arn:aws:sns:eu-west-1:123456789012:orders"), sqsconsumer.AllowRaw()}, `{"id":1}`, true},
+		{"signatures, raw", []sqsconsumer.UnwrapOption{sqsconsumer.VerifySignatures(&envelope.Verifier{})}, `{"id":1}`, false},
+		{"signatures and AllowRaw, raw", []sqsconsumer.UnwrapOption{sqsconsumer.VerifySignatures(&envelope.Verifier{}), sqsconsumer.AllowRaw()}, `{"id":1}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &sqsconsumer.Message{}
+			m.MessageId = aws.String("m-1")
+			m.Body = aws.String(tc.body)
+			err := sqsconsumer.Unwrap(tc.opts...)(ok)(context.Background(), m)
+			switch {
+			case tc.want && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.want && !errors.Is(err, sqsconsumer.ErrTopicNotAllowed):
+				t.Fatalf("err = %v, want ErrTopicNotAllowed", err)
+			}
+		})
+	}
 }
