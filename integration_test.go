@@ -574,3 +574,94 @@ func TestEmulatorOutagesHandleNothingTwice(t *testing.T) {
 		})
 	}
 }
+
+// Shutdown on the real protocol: Run returns at once when idle, and promptly when busy, and a
+// trickle of sends during the cancel loses nothing: every message is handled or, once the
+// visibility of what an abandoned receive took has lapsed, visible again.
+func TestEmulatorShutdownIsPromptAndLosesATrickleOfNothing(t *testing.T) {
+	client := emulatorClient(t)
+	const visibility = 3 * time.Second
+	t.Run("idle", func(t *testing.T) {
+		url := emuQueue(t, client, nil)
+		c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error { return nil })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		eventually(t, 10*time.Second, "no receive made", func() bool { return c.Stats().Requests > 0 })
+		<-time.After(500 * time.Millisecond) // well into the 20 s long poll
+		start := time.Now()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		if took > 5*time.Second { // it was the whole long poll (about 19.5 s) before
+			t.Fatalf("Run returned %v after the cancel on an idle queue", took)
+		}
+		t.Logf("idle: Run returned %v after the cancel", took)
+	})
+	t.Run("trickle", func(t *testing.T) {
+		url := emuQueue(t, client, nil)
+		var handled sync.Map
+		var count atomic.Int64
+		c, _ := sqsconsumer.New(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+			<-time.After(10 * time.Millisecond) // work
+			handled.Store(*m.Body, true)
+			count.Add(1)
+			return nil
+		}, sqsconsumer.WithConcurrency(8), sqsconsumer.WithVisibilityTimeout(visibility))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		var sent []string
+		sendDone := make(chan struct{})
+		go func() {
+			defer close(sendDone)
+			for i := 0; i < 150; i++ { // 3 s of one message per 20 ms, across the cancel
+				body := fmt.Sprint("t", i)
+				if _, err := client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: &body}); err != nil {
+					t.Error(err)
+					return
+				}
+				sent = append(sent, body)
+				<-time.After(20 * time.Millisecond)
+			}
+		}()
+		eventually(t, 30*time.Second, "nothing handled", func() bool { return count.Load() >= 30 })
+		start := time.Now()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		<-sendDone
+		r := checkReportAddsUp(t, c)
+		if took > 5*time.Second {
+			t.Fatalf("Run returned %v after the cancel with 10 ms handlers", took)
+		}
+		<-time.After(visibility + time.Second) // what a cancelled receive took comes back
+		left := map[string]bool{}
+		for {
+			out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Messages) == 0 {
+				break
+			}
+			for _, m := range out.Messages {
+				if _, ok := handled.Load(*m.Body); ok {
+					t.Fatalf("handled message %s came back", *m.Body)
+				}
+				left[*m.Body] = true
+			}
+		}
+		for _, b := range sent {
+			if _, ok := handled.Load(b); !ok && !left[b] {
+				t.Fatalf("message %s lost: neither handled nor back in the queue", b)
+			}
+		}
+		t.Logf("busy: Run returned %v after the cancel; %d sent, %d handled, %d back in the queue, %d receives abandoned",
+			took, len(sent), count.Load(), len(left), r.AbandonedReceives)
+	})
+}
