@@ -158,3 +158,58 @@ func TestEmulatorSNSFanOutThroughUnwrapAndTheRouter(t *testing.T) {
 		t.Fatalf("the large integer did not arrive as published: %v %v", check, err)
 	}
 }
+
+// A FIFO topic fans out to a FIFO queue: each group's notifications are handled in published
+// order, unwrapped, one at a time.
+func TestEmulatorSNSFIFOTopicKeepsGroupOrder(t *testing.T) {
+	qc := emulatorClient(t)
+	sc := snsClient(t)
+	ctx := context.Background()
+	url := emuQueue(t, qc, map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+	suffix := fmt.Sprint(queueSeq.Add(1))
+	out, err := sc.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("events-" + suffix + ".fifo"),
+		Attributes: map[string]string{"FifoTopic": "true", "ContentBasedDeduplication": "true"}})
+	if err != nil {
+		t.Fatalf("create FIFO topic: %v", err)
+	}
+	attrs, err := qc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &url, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: out.TopicArn, Protocol: aws.String("sqs"),
+		Endpoint: aws.String(attrs.Attributes[string(types.QueueAttributeNameQueueArn)])}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	const perGroup = 10
+	for i := range perGroup {
+		for _, g := range []string{"a", "b"} {
+			if _, err := sc.Publish(ctx, &sns.PublishInput{TopicArn: out.TopicArn, Message: aws.String(fmt.Sprintf("%s-%02d", g, i)), MessageGroupId: aws.String(g)}); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+		}
+	}
+	var mu sync.Mutex
+	order := map[string][]string{}
+	c, _ := sqsconsumer.New(qc, url, sqsconsumer.Chain(func(ctx context.Context, m *sqsconsumer.Message) error {
+		env, err := m.Envelope()
+		if err != nil || env.Kind != envelope.SNS || env.TopicArn != *out.TopicArn {
+			return fmt.Errorf("not unwrapped from the topic: %+v %v", env, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		g, _, _ := strings.Cut(*m.Body, "-")
+		order[g] = append(order[g], *m.Body)
+		return nil
+	}, sqsconsumer.Unwrap(sqsconsumer.AllowTopics(*out.TopicArn))), sqsconsumer.WithWaitTime(time.Second), quiet)
+	stop := running(t, c)
+	eventually(t, 30*time.Second, "every notification handled", func() bool { return c.Stats().Succeeded == 2*perGroup })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkReportAddsUp(t, c)
+	for _, g := range []string{"a", "b"} {
+		if !sort.StringsAreSorted(order[g]) || len(order[g]) != perGroup {
+			t.Fatalf("group %s handled in order %v", g, order[g])
+		}
+	}
+}
