@@ -27,7 +27,8 @@ var chaosSeed = flag.Int64("chaos.seed", 0, "run TestChaos with this seed only")
 const chaosMessages = 10000
 
 // TestChaos runs a consumer against sqstest with every kind of fault injected, stops it at a
-// moment chosen by the seed, lets a second consumer finish the queue, and checks that nothing
+// moment chosen by the seed, lets a second consumer finish the queue through outage phases
+// (every delete failing for 4 s, every visibility change, then both), and checks that nothing
 // was lost: every message handled at least once and deleted exactly once (strict mode), nothing
 // left invisible longer than its policy, and the reports adding up.
 //
@@ -59,12 +60,32 @@ type chaos struct {
 	attempts map[string]int // op+handle -> tries seen
 	receives atomic.Int64
 	fired    map[string]*atomic.Int64
+	// outages, once set (UnixNano), schedules outage phases from then: every delete failing
+	// for 4 s from +2 s, every visibility change from +8 s, both from +14 s.
+	outages atomic.Int64
+}
+
+// outage reports whether every call of op fails now.
+func (c *chaos) outage(op string) bool {
+	from := c.outages.Load()
+	if from == 0 {
+		return false
+	}
+	at := time.Since(time.Unix(0, from))
+	in := func(start time.Duration) bool { return at >= start && at < start+4*time.Second }
+	switch op {
+	case "DeleteMessageBatch":
+		return in(2*time.Second) || in(14*time.Second)
+	case "ChangeMessageVisibilityBatch":
+		return in(8*time.Second) || in(14*time.Second)
+	}
+	return false
 }
 
 var chaosKinds = []string{
 	"receive throttled", "receive server error", "delete call error", "delete entry failure",
 	"visibility call error", "visibility entry failure", "latency spike", "handler error",
-	"handler panic", "slow handler",
+	"handler panic", "slow handler", "delete outage", "visibility outage",
 }
 
 func newChaos(seed int64) *chaos {
@@ -128,12 +149,20 @@ func (c *chaos) faults() sqstest.Faults {
 					return sqstest.ServerError()
 				}
 			case "DeleteMessageBatch":
+				if c.outage(op) {
+					c.fire("delete outage")
+					return sqstest.ServerError()
+				}
 				h := firstHandle(in)
 				if c.roll("delete call", h, c.attempt("delete call", h)) < 0.10 {
 					c.fire("delete call error")
 					return sqstest.ServerError()
 				}
 			case "ChangeMessageVisibilityBatch":
+				if c.outage(op) {
+					c.fire("visibility outage")
+					return sqstest.ServerError()
+				}
 				h := firstHandle(in)
 				if c.roll("visibility call", h, c.attempt("visibility call", h)) < 0.20 {
 					c.fire("visibility call error")
@@ -252,7 +281,8 @@ func runChaos(t *testing.T, seed int64) {
 		t.Fatalf("%d messages still invisible %v after the first Run returned", st.InFlight, max(visibility, backoffCap)+time.Second)
 	}
 
-	// Second consumer, faults still on, finishes the queue.
+	// Second consumer, faults still on and outage phases on top, finishes the queue.
+	ch.outages.Store(time.Now().UnixNano())
 	second, err := sqsconsumer.New(s, url, ch.handler(&handled), opts...)
 	if err != nil {
 		t.Fatal(err)
