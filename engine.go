@@ -88,6 +88,15 @@ func (e *engine) run(ctx context.Context) error {
 	}
 
 	<-intakeCtx.Done()
+	// Acknowledgements get until the handlers' shutdown timeout plus the flush's own time from
+	// now: in an outage a full harvester blocks exits, and so the shutdown itself, and only
+	// giving the retries up frees them.
+	ackDeadline := time.AfterFunc(e.shutdownTimeout+max(e.shutdownTimeout, flushAtLeast), func() {
+		for _, q := range e.queues {
+			q.harvester.stop()
+		}
+	})
+	defer ackDeadline.Stop()
 	e.stopIntake()
 	timedOut := e.drain(cancelHandlers)
 	if !e.finishReceives {
@@ -144,15 +153,10 @@ func (e *engine) drain(cancelHandlers context.CancelCauseFunc) (timedOut bool) {
 }
 
 // flush is shutdown's last phase: the acknowledgements still waiting are sent, and those that
-// fail are retried while their messages are ours (the lease still runs), for up to the shutdown
-// timeout (at least flushAtLeast); then the rest is given up and reported.
+// fail are retried while their messages are ours (the lease still runs), until the deadline
+// run set when shutdown began (the shutdown timeout, plus itself again and at least
+// flushAtLeast for the flush); then the rest is given up and reported.
 func (e *engine) flush() {
-	giveUp := time.AfterFunc(max(e.shutdownTimeout, flushAtLeast), func() {
-		for _, q := range e.queues {
-			q.harvester.giveUp()
-		}
-	})
-	defer giveUp.Stop()
 	var wg sync.WaitGroup
 	for _, q := range e.queues {
 		wg.Go(q.harvester.close)

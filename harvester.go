@@ -1,6 +1,7 @@
 package sqsconsumer
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,7 @@ type harvesterConfig struct {
 // their own goroutines, at most maxAckSendsOpen at once. An entry that SQS failed as the
 // sender's fault is settled as failed; any other failure (a failed call, SQS's fault, an entry
 // the response does not mention) is retried with backoff for as long as keep says the message
-// is still ours, or until giveUp. Start run on a goroutine; add queues requests; close flushes
+// is still ours, or until stop. Start run on a goroutine; add queues requests; close flushes
 // and waits for every request to be settled.
 type harvester struct {
 	cfg harvesterConfig
@@ -97,17 +98,18 @@ type harvester struct {
 	done    chan struct{}
 	slots   chan struct{}
 	sends   sync.WaitGroup
-	stop    chan struct{} // closed by giveUp
-	stopped sync.Once
+	ctx     context.Context // of every call and pause; ends at giveUp
+	giveUp  context.CancelFunc
 	closing atomic.Bool
 }
 
 func newHarvester(cfg harvesterConfig) *harvester {
-	return &harvester{
+	h := &harvester{
 		cfg: cfg,
 		in:  make(chan ackReq), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
-		stop: make(chan struct{}),
 	}
+	h.ctx, h.giveUp = context.WithCancel(context.Background())
+	return h
 }
 
 // add queues r. It blocks while the harvester is behind (backpressure on handlers). A request
@@ -120,9 +122,9 @@ func (h *harvester) add(r ackReq) {
 	h.in <- r
 }
 
-// giveUp ends the retries: requests due a retry are settled as failed at once. close still
-// waits for the calls in flight.
-func (h *harvester) giveUp() { h.stopped.Do(func() { close(h.stop) }) }
+// stop ends the retries and the calls in flight: what is not settled yet is settled as failed
+// at once. It is safe to call more than once, and from any goroutine.
+func (h *harvester) stop() { h.giveUp() }
 
 // close flushes what waits, waits until every request is settled, and stops the harvester. No
 // add may follow.
@@ -130,6 +132,7 @@ func (h *harvester) close() {
 	h.closing.Store(true)
 	close(h.in)
 	<-h.done
+	h.giveUp() // releases the ctx
 }
 func (h *harvester) run() {
 	defer close(h.done)
@@ -220,7 +223,7 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 		send = sqsbatch.ChangeVisibility(h.cfg.client, h.cfg.queueURL, func(i int) (*string, int32) { return batch[i].handle, batch[i].seconds },
 			func() { h.cfg.requested(opVisibility) })
 	}
-	policy := sqsbatch.Policy{Backoff: ackRetry, Timeout: ackCallTimeout, Permanent: permanent, Stop: h.stop}
+	policy := sqsbatch.Policy{Backoff: ackRetry, Timeout: ackCallTimeout, Permanent: permanent, Ctx: h.ctx}
 	if h.cfg.keep != nil {
 		policy.Keep = func(i int) error { return h.cfg.keep(batch[i]) }
 	}

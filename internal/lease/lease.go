@@ -31,6 +31,9 @@ var (
 // maxExtendsOpen is how many ChangeMessageVisibilityBatch calls one tick makes at once.
 const maxExtendsOpen = 16
 
+// maxExtendCall bounds one extension call.
+const maxExtendCall = 10 * time.Second
+
 // SQSMaxTotal is SQS's limit on a message's visibility counted from its receipt.
 const SQSMaxTotal = 12 * time.Hour
 
@@ -116,8 +119,10 @@ func (m *Manager) Add(e *Entry, receivedAt time.Time) {
 func (e *Entry) limit(maxTotal time.Duration) time.Time { return e.receivedAt.Add(maxTotal) }
 
 // Remove stops covering e and returns why the lease had already given it up (ErrLost or
-// ErrExpired, possibly wrapping SQS's reason; Lost was called with it), or nil when it had not,
-// in which case the message is still the holder's to acknowledge or release.
+// ErrExpired, possibly wrapping SQS's reason), or nil when it had not, in which case the message
+// is still the holder's to acknowledge or release. Once the visibility it knows of has lapsed,
+// Remove returns ErrLost whatever the ticks saw: another consumer may have the message, and a
+// delete SQS accepts now may be a superseded handle's.
 //
 // Remove blocks while an extension of e is in flight, so that whatever the holder asks of SQS
 // next (a delete, a retry delay, a release) lands after it and is not overridden by it.
@@ -128,7 +133,10 @@ func (m *Manager) Remove(e *Entry) (cause error) {
 	for e.extending {
 		m.settled.Wait()
 	}
-	if e.lost {
+	switch {
+	case !time.Now().Before(e.expires): // lapsed, marked by a tick or not
+		return ErrLost
+	case e.lost:
 		return e.cause
 	}
 	return nil
@@ -296,8 +304,9 @@ func (m *Manager) extend(batch []due) {
 		m.mu.Unlock()
 	}()
 	results := make([]sqsbatch.Result, len(batch))
-	// One attempt: what fails is tried again at the next tick, while there is time.
-	policy := sqsbatch.Policy{Attempts: 1, Timeout: m.Interval()}
+	// One attempt: what fails is tried again at the next tick, while there is time. A call
+	// may not take longer than a tick, nor hold up for long whoever waits on it (Remove, Freeze).
+	policy := sqsbatch.Policy{Attempts: 1, Timeout: min(m.Interval(), maxExtendCall)}
 	send := sqsbatch.ChangeVisibility(m.client, m.queueURL,
 		func(i int) (*string, int32) { return aws.String(batch[i].handle), batch[i].seconds }, m.called)
 	sqsbatch.Do(len(batch), policy, send, func(i int, r sqsbatch.Result) { results[i] = r })

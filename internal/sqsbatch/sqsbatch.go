@@ -34,12 +34,14 @@ type Policy struct {
 	// Keep is asked before each retry of entry i: nil to retry it, or why not (the entry is
 	// then done, with GaveUp set). nil Keep retries while attempts remain.
 	Keep func(i int) error
-	// Stop, when closed, ends the pauses between attempts: the entries due a retry are done
-	// with GaveUp set to ErrStopped. nil never stops.
-	Stop <-chan struct{}
+	// Ctx bounds the whole: calls run on it (with Timeout each), and when it ends the pauses
+	// between attempts end too: the entries due a retry are done with GaveUp set to
+	// ErrStopped. nil is context.Background(): a shutdown must not cut acknowledgements short
+	// unless the caller says so.
+	Ctx context.Context
 }
 
-// ErrStopped is a Result's GaveUp when Policy.Stop ended the retries.
+// ErrStopped is a Result's GaveUp when Policy.Ctx ended the retries.
 var ErrStopped = errors.New("sqsbatch: stopped before the entry succeeded")
 
 // Response is what one batch call said, by the ids Do gave the entries.
@@ -92,9 +94,13 @@ func (r Result) Error() error {
 
 // Do sends n entries (at most 10) with send, retrying as the package says, and calls done once
 // per entry, by position, as soon as its outcome is known. It blocks until every entry is done;
-// pauses between attempts end early only when p.Stop is closed (the callers' requests must
-// outlive a shutdown).
+// calls and pauses end early only when p.Ctx ends (the callers' requests must outlive a
+// shutdown).
 func Do(n int, p Policy, send Send, done func(i int, r Result)) {
+	ctx := p.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
@@ -102,7 +108,7 @@ func Do(n int, p Policy, send Send, done func(i int, r Result)) {
 	limited := p.Attempts > 0
 	for attempt := 1; len(idx) > 0; attempt++ {
 		last := limited && attempt >= p.Attempts
-		resp, err := call(p.Timeout, send, idx)
+		resp, err := call(ctx, p.Timeout, send, idx)
 		var again []int
 		lastTry := make(map[int]Result, len(idx)) // what an entry due a retry got this time
 		if err != nil {
@@ -155,7 +161,7 @@ func Do(n int, p Policy, send Send, done func(i int, r Result)) {
 		if len(again) == 0 {
 			return
 		}
-		if !backoff.Sleep(p.Stop, p.Backoff.Delay(attempt)) || stopped(p.Stop) {
+		if !backoff.Sleep(ctx.Done(), p.Backoff.Delay(attempt)) || ctx.Err() != nil {
 			for _, i := range again {
 				r := lastTry[i]
 				r.GaveUp = ErrStopped
@@ -178,8 +184,7 @@ func Do(n int, p Policy, send Send, done func(i int, r Result)) {
 	}
 }
 
-func call(timeout time.Duration, send Send, idx []int) (Response, error) {
-	ctx := context.Background()
+func call(ctx context.Context, timeout time.Duration, send Send, idx []int) (Response, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -245,13 +250,4 @@ func respond[E any](failed []types.BatchResultErrorEntry, successful []E, id fun
 		r.Successful[j].ID = id(e)
 	}
 	return r
-}
-
-func stopped(stop <-chan struct{}) bool {
-	select {
-	case <-stop:
-		return true
-	default:
-		return false
-	}
 }

@@ -135,19 +135,33 @@ func TestKeepDecidesWithoutALimit(t *testing.T) {
 	}
 }
 
-// Closing Stop ends the pauses: what is due a retry is given up at once with ErrStopped.
-func TestStopEndsTheRetries(t *testing.T) {
-	stop := make(chan struct{})
-	p := Policy{Backoff: backoff.Exponential{Base: time.Hour, Max: time.Hour}, Stop: stop}
+// Ending Ctx ends the pauses: what is due a retry is given up at once with ErrStopped.
+func TestCtxEndsTheRetries(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	p := Policy{Backoff: backoff.Exponential{Base: time.Hour, Max: time.Hour}, Ctx: ctx}
 	calls := 0
 	res := run(t, 1, p, func(context.Context, []int) (Response, error) {
 		if calls++; calls == 2 {
-			t.Error("retried after Stop")
+			t.Error("retried after Ctx ended")
 		}
-		close(stop)
+		stop()
 		return Response{}, errors.New("unavailable")
 	})
 	if res[0].OK || !errors.Is(res[0].GaveUp, ErrStopped) || res[0].Err == nil {
+		t.Errorf("%+v", res[0])
+	}
+}
+
+// Ending Ctx cuts a call in flight short.
+func TestCtxEndsACallInFlight(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	p := Policy{Attempts: 3, Ctx: ctx}
+	res := run(t, 1, p, func(callCtx context.Context, _ []int) (Response, error) {
+		stop()
+		<-callCtx.Done() // a call that hangs until its ctx ends
+		return Response{}, callCtx.Err()
+	})
+	if res[0].OK || !errors.Is(res[0].Error(), context.Canceled) {
 		t.Errorf("%+v", res[0])
 	}
 }
