@@ -268,7 +268,10 @@ func WithoutBackoff() Option {
 }
 
 // WithShutdownTimeout sets how long running handlers may go on after Run's ctx is cancelled
-// before their ctx is cancelled with ErrShutdownTimeout (default 30 s). d must be >= 0.
+// before their ctx is cancelled with ErrShutdownTimeout (default 30 s). Acknowledgements that
+// keep failing (an outage) are retried for d more (at least 5 s) and then given up and
+// reported, so Run returns within about twice d of the cancel whatever SQS does. d must be
+// >= 0.
 func WithShutdownTimeout(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
