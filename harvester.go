@@ -98,8 +98,8 @@ type harvester struct {
 	done    chan struct{}
 	slots   chan struct{}
 	sends   sync.WaitGroup
-	ctx     context.Context // of every call and pause; ends at giveUp
-	giveUp  context.CancelFunc
+	ctx     context.Context // of every call and pause; ends at stop
+	cancel  context.CancelFunc
 	closing atomic.Bool
 }
 
@@ -108,7 +108,7 @@ func newHarvester(cfg harvesterConfig) *harvester {
 		cfg: cfg,
 		in:  make(chan ackReq), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
 	}
-	h.ctx, h.giveUp = context.WithCancel(context.Background())
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h
 }
 
@@ -124,7 +124,7 @@ func (h *harvester) add(r ackReq) {
 
 // stop ends the retries and the calls in flight: what is not settled yet is settled as failed
 // at once. It is safe to call more than once, and from any goroutine.
-func (h *harvester) stop() { h.giveUp() }
+func (h *harvester) stop() { h.cancel() }
 
 // close flushes what waits, waits until every request is settled, and stops the harvester. No
 // add may follow.
@@ -132,7 +132,7 @@ func (h *harvester) close() {
 	h.closing.Store(true)
 	close(h.in)
 	<-h.done
-	h.giveUp() // releases the ctx
+	h.stop() // releases the ctx
 }
 func (h *harvester) run() {
 	defer close(h.done)

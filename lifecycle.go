@@ -48,12 +48,9 @@ type reservation struct {
 	n, taken int
 }
 
-// take hands out one unit, or the zero unit when all n are taken (a server that returned more
-// messages than asked for; admit releases those at once).
+// take hands out one of the n units; admit never takes more (it releases messages beyond what
+// was asked for without one).
 func (r *reservation) take() unit {
-	if r.taken >= r.n {
-		return unit{}
-	}
 	r.taken++
 	return unit{s: r.s}
 }
@@ -149,13 +146,13 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 
 // start hands m to the strategy. It may block while the strategy applies backpressure.
 func (q *queue) start(m *Message) {
-	w := int64(1)
-	if q.s.weight != nil {
-		q.contain("WithWeight function", func() { w = q.s.weight(m) })
-	}
 	if m.ctx.Err() != nil { // its lease was lost while it waited in its lane
 		q.exit(m, released)
 		return
+	}
+	w := int64(1)
+	if q.s.weight != nil {
+		q.contain("WithWeight function", func() { w = q.s.weight(m) })
 	}
 	held := m.unit.s
 	m.unit.s = nil // the strategy owns it from Submit on, and may free it before Submit returns
@@ -416,10 +413,7 @@ func (q *queue) leaseLost(m *Message) error {
 	if q.lease != nil {
 		return q.lease.Lost(&m.lease)
 	}
-	if !time.Now().Before(m.deadline) {
-		return ErrLeaseLost
-	}
-	return nil
+	return lapsed(m)
 }
 
 // unlease takes m off the lease and returns why the lease had given it up, or nil.
@@ -427,6 +421,12 @@ func (q *queue) unlease(m *Message) error {
 	if q.lease != nil {
 		return q.lease.Remove(&m.lease)
 	}
+	return lapsed(m)
+}
+
+// lapsed is what stands for the lease when there is none: m is lost once the visibility from
+// its receipt has passed.
+func lapsed(m *Message) error {
 	if !time.Now().Before(m.deadline) {
 		return ErrLeaseLost
 	}
