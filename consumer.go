@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -35,7 +36,9 @@ type Consumer struct {
 
 // New returns a consumer of the queue at queueURL that runs h on each message. It validates its
 // arguments and options: a nil client or handler, an empty queue URL or an invalid option is
-// an error wrapping ErrInvalidOption that names it. New starts no goroutine and makes no call.
+// an error wrapping ErrInvalidOption that names it. So is an *sqs.Client that cannot work: one
+// with neither a region nor an endpoint, or whose HTTP client times out before a long poll of
+// the wait time (WithWaitTime) plus 5 s can return. New starts no goroutine and makes no call.
 //
 // A queue whose URL ends in ".fifo" is a FIFO queue: messages of one MessageGroupId are handled
 // one at a time in received order, groups in parallel, and acks are sent at once.
@@ -87,8 +90,16 @@ func (c *Consumer) Report() *Report { return c.q.finalReport() }
 // cancelled (what SQS may have handed it comes back after the visibility timeout; the report
 // counts it in AbandonedReceives), and acknowledgements are flushed with a ctx of their own.
 // Run returns nil once every handler has returned and every goroutine it started has exited.
-// It returns an error when receiving fails for good (the queue does not exist, access is
-// denied), after the same shutdown. A second call returns ErrAlreadyRun at once.
+//
+// Run returns an error, after the same shutdown, when receiving fails for good: three receives
+// in a row fail because the queue does not exist, access is denied, the credentials are
+// rejected or no endpoint can be resolved (no region); or, before any receive has succeeded,
+// receives have failed for 10 s because SQS cannot be reached as configured (credentials that
+// cannot be had, a connection refused, a host name that does not resolve, a TLS certificate
+// that does not verify); or a receive finds that the HTTP client times out before a long poll
+// can return. The error says what to check. Other failures (throttling, server errors, a
+// network that fails once receives have succeeded) are reported to the error handler and
+// retried with a backoff for as long as they last. A second call returns ErrAlreadyRun at once.
 func (c *Consumer) Run(ctx context.Context) error { return c.eng.run(ctx) }
 
 // queue is the consumption of one queue: its runner, lanes, lease, harvester, counters and
@@ -109,6 +120,8 @@ type queue struct {
 	stats     counters
 	hooks     hooks
 
+	repeats *repeats // rate-limits identical log lines (shared with the default error handler)
+
 	mu        sync.Mutex
 	ackErrors []error // the first maxReportedErrors, for the report
 	runErr    error
@@ -128,10 +141,13 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 	if h == nil {
 		return nil, invalid("handler", "nil")
 	}
+	if err := checkClient(client, s.waitTime); err != nil {
+		return nil, err
+	}
 	if s.sender == nil {
 		s.sender, _ = client.(Sender)
 	}
-	q := &queue{client: client, url: queueURL, handler: h, s: s, fifo: strings.HasSuffix(queueURL, ".fifo"), eng: eng}
+	q := &queue{client: client, url: queueURL, handler: h, s: s, fifo: strings.HasSuffix(queueURL, ".fifo"), eng: eng, repeats: s.repeats}
 	q.stats.concurrency = eng.concurrency
 	q.hooks = sortHooks(s.hooks)
 	if q.fifo {
@@ -218,12 +234,14 @@ func (q *queue) reportError(err error) {
 	q.s.onError(err)
 }
 
-// finish writes the queue's report; Run calls it last.
-func (q *queue) finish(runErr error, timedOut bool) {
+// finish writes the queue's report and logs it; Run calls it last.
+func (q *queue) finish(runErr error, timedOut bool, took time.Duration) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.runErr = runErr
 	q.report = &Report{Stats: q.stats.snapshot(), Err: runErr, ShutdownTimedOut: timedOut, AckErrors: q.ackErrors}
+	r := q.report
+	q.mu.Unlock()
+	q.contain("logger", func() { q.logStop(r, took) })
 }
 
 func (q *queue) finalReport() *Report {

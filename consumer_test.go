@@ -124,6 +124,8 @@ func TestNewValidates(t *testing.T) {
 		{"WithAckFlushInterval", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithAckFlushInterval(-1)}},
 		{"WithVisibilityTimeout", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithVisibilityTimeout(999 * time.Millisecond)}},
 		{"WithVisibilityTimeout", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithVisibilityTimeout(12*time.Hour + time.Second)}},
+		{"WithVisibilityTimeout", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithVisibilityTimeout(1500 * time.Millisecond)}},
+		{"WithLogSummary", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithLogSummary(time.Millisecond)}},
 		{"WithMaxLease", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithMaxLease(-time.Second)}},
 		{"WithMaxLease", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithMaxLease(13 * time.Hour)}},
 		{"WithShutdownTimeout", s, "u", h, []sqsconsumer.Option{sqsconsumer.WithShutdownTimeout(-time.Second)}},
@@ -143,7 +145,7 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: New = %v, %v; want an ErrInvalidOption naming it", tc.name, c, err)
 		}
 	}
-	if _, err := sqsconsumer.New(s, "u", h, sqsconsumer.WithVisibilityTimeout(1500*time.Millisecond), sqsconsumer.WithWaitTime(0)); err != nil {
+	if _, err := sqsconsumer.New(s, "u", h, sqsconsumer.WithVisibilityTimeout(2*time.Second), sqsconsumer.WithWaitTime(0)); err != nil {
 		t.Fatalf("valid options: %v", err)
 	}
 }

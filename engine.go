@@ -64,6 +64,10 @@ func (e *engine) run(ctx context.Context) error {
 		e.stopper.touch(time.Now())
 	}
 	e.disp.init()
+	began := time.Now()
+	for _, q := range e.queues {
+		q.contain("logger", q.logStart)
+	}
 
 	var wg sync.WaitGroup // every goroutine run starts, but the runners'
 	stopLease := make(chan struct{})
@@ -71,6 +75,9 @@ func (e *engine) run(ctx context.Context) error {
 		wg.Go(q.harvester.run)
 		if q.lease != nil {
 			wg.Go(func() { q.lease.Run(stopLease) })
+		}
+		if q.s.summary > 0 {
+			wg.Go(func() { q.summarise(stopLease) })
 		}
 	}
 	wg.Go(e.disp.run)
@@ -109,7 +116,7 @@ func (e *engine) run(ctx context.Context) error {
 	wg.Wait()
 
 	for i, q := range e.queues {
-		q.finish(errs[i], timedOut)
+		q.finish(errs[i], timedOut, time.Since(began))
 	}
 	if len(errs) == 1 {
 		return errs[0]

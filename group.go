@@ -107,7 +107,9 @@ func (g *Group) Run(ctx context.Context) error {
 
 // GroupReport is the account of a finished Group.Run.
 type GroupReport struct {
-	Total  Stats              // the queues' counters added up
+	// Total is the queues' counters added up; its Utilisation is the share of the Group's
+	// shared handler slots kept busy from the first handler start to the last handler end.
+	Total  Stats
 	Queues map[string]*Report // by queue URL
 }
 
@@ -121,6 +123,16 @@ func (g *Group) Report() *GroupReport {
 		}
 		r.Queues[q.url] = qr
 		r.Total = r.Total.add(qr.Stats)
+	}
+	var first, last int64
+	for _, q := range g.queues() {
+		if f := q.stats.firstStart.Load(); f > 0 && (first == 0 || f < first) {
+			first = f
+		}
+		last = max(last, q.stats.lastEnd.Load())
+	}
+	if window := last - first; first > 0 && window > 0 {
+		r.Total.Utilisation = float64(r.Total.HandlerTime) / (float64(g.eng.concurrency) * float64(window))
 	}
 	return r
 }

@@ -2,7 +2,6 @@ package sqsconsumer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 )
@@ -100,7 +99,8 @@ func sortHooks(all []Hook) hooks {
 	return h
 }
 
-// logOutcome logs a handler's outcome at Debug (success) or Warn (failure).
+// logOutcome logs a handler's outcome at Debug (success) or Warn (failure, with the stack of a
+// panic; identical failures rate-limited, see WithLogger).
 func (q *queue) logOutcome(m *Message, err error, took time.Duration) {
 	level, outcome := slog.LevelDebug, "succeeded"
 	if err != nil {
@@ -109,12 +109,13 @@ func (q *queue) logOutcome(m *Message, err error, took time.Duration) {
 	if !q.s.logger.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("queue", q.url), slog.String("message_id", m.id()),
-		slog.String("outcome", outcome), slog.Int("receive_count", m.ReceiveCount()), slog.Duration("took", took)}
-	if err != nil {
-		attrs = append(attrs, slog.String("error", fmt.Sprint(err)))
+	attrs := []slog.Attr{slog.String("queue", q.url), slog.String("message_id", m.id()), slog.String("outcome", outcome),
+		slog.Int("receive_count", m.ReceiveCount()), slog.Duration("took", took)}
+	if err == nil {
+		q.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: message handled", attrs...)
+		return
 	}
-	q.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: message handled", attrs...)
+	logLimited(q.s.logger, q.repeats, level, "sqsconsumer: message handled", err, append(attrs, panicAttrs(err)...)...)
 }
 
 // requested counts one API request of op and tells the hooks.

@@ -66,6 +66,8 @@ type settings struct {
 	finishReceives  bool
 	hooks           []Hook
 	logger          *slog.Logger // nil: slog.Default()
+	repeats         *repeats     // rate-limits the consumer's identical log lines
+	summary         time.Duration
 	// shared names the options set that apply to what a Group's queues share (concurrency,
 	// strategy, shutdown, stop policy), so that Group.Add can refuse them.
 	shared []string
@@ -101,9 +103,10 @@ func applyOptions(opts []Option) (settings, error) {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
+	s.repeats = &repeats{}
 	if s.onError == nil {
-		logger := s.logger
-		s.onError = func(err error) { logger.Error("sqsconsumer", "err", err) }
+		logger, r := s.logger, s.repeats
+		s.onError = func(err error) { logLimited(logger, r, slog.LevelError, "sqsconsumer: error", err) }
 	}
 	return s, nil
 }
@@ -223,13 +226,14 @@ func WithAckFlushInterval(d time.Duration) Option {
 }
 
 // WithVisibilityTimeout sets the visibility requested on each receive and by each lease
-// extension (default 30 s). d must be from 1 s to 12 h; fractions of a second round up.
+// extension (default 30 s). d must be whole seconds from 1 s to 12 h, as SQS takes it (like
+// WithWaitTime).
 func WithVisibilityTimeout(d time.Duration) Option {
 	return func(s *settings) error {
-		if d < time.Second || d > MaxVisibilityTimeout {
-			return invalid("WithVisibilityTimeout", "%v, want 1s..12h", d)
+		if d < time.Second || d > MaxVisibilityTimeout || d%time.Second != 0 {
+			return invalid("WithVisibilityTimeout", "%v, want whole seconds from 1s to 12h", d)
 		}
-		s.visibility = (d + time.Second - 1).Truncate(time.Second)
+		s.visibility = d
 		return nil
 	}
 }
@@ -358,10 +362,15 @@ func WithHooks(hooks ...Hook) Option {
 }
 
 // WithLogger sets the logger (default slog.Default()). The consumer logs, with the queue URL
-// and message id as attributes: errors it handles itself (failed receives, deletes, visibility
-// changes) at level Error, a failed handler at Warn, and each handled message at Debug, so
-// that at the usual Info level only problems show. A WithErrorHandler replaces the Error-level
-// logging of the errors it receives. l must not be nil.
+// as an attribute: its effective settings at Info when Run starts and its report at Info when
+// Run returns (at Error when Run failed); errors it handles itself (failed receives, deletes,
+// visibility changes) at Error; a failed handler at Warn, with the message id, the receive
+// count and, for a panic, the stack; and each handled message at Debug. So at the usual Info
+// level a healthy consumer logs two lines, and problems show. Identical failures (the same
+// text, whatever the numbers in it) are logged once per 10 s: the next line logged for one says
+// how many repeats were left out, and the stop line how many in all. A WithErrorHandler
+// replaces the Error-level logging of the errors it receives (and gets every one). l must not
+// be nil.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) error {
 		if l == nil {
@@ -407,6 +416,19 @@ func WithFinishReceives() Option {
 	return func(s *settings) error {
 		s.finishReceives = true
 		s.shared = append(s.shared, "WithFinishReceives")
+		return nil
+	}
+}
+
+// WithLogSummary logs a summary of the consumer's counters at Info every d while Run runs:
+// what was received, handled, acked and failed since the last summary, the rate, and what is
+// in flight. 0, the default, logs none. d must be 0 or at least a second.
+func WithLogSummary(d time.Duration) Option {
+	return func(s *settings) error {
+		if d != 0 && d < time.Second {
+			return invalid("WithLogSummary", "%v, want 0 or >= 1s", d)
+		}
+		s.summary = d
 		return nil
 	}
 }

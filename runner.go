@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -73,9 +74,19 @@ type runnerConfig struct {
 type runner struct {
 	cfg runnerConfig
 	in  intake
+
+	succeeded atomic.Bool // a receive has succeeded: the setup reaches SQS
+	// watch is the per-call option that looks at the HTTP client a receive really uses;
+	// misconfigured holds what it found wrong with it.
+	watch         func(*sqs.Options)
+	misconfigured atomic.Pointer[error]
 }
 
-func newRunner(cfg runnerConfig, in intake) *runner { return &runner{cfg: cfg, in: in} }
+func newRunner(cfg runnerConfig, in intake) *runner {
+	r := &runner{cfg: cfg, in: in}
+	r.watch = watchHTTPTimeout(cfg.waitTime, func(err error) { r.misconfigured.CompareAndSwap(nil, &err) })
+	return r
+}
 
 // run receives until ctx ends, and returns nil then, or an error when receiving fails for
 // good. Receives run on recv, not ctx: one in flight when ctx ends completes (its messages are
@@ -115,9 +126,10 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			r.cfg.stats.pollers.Add(-1)
 		}
 	}()
-	failures, fatals := 0, 0
-	attempt := "" // FIFO: the ReceiveRequestAttemptId a failed receive is retried with
-	idle := false // the last receive brought nothing
+	failures := 0
+	bad, badSince := 0, time.Time{} // fatal or setup failures in a row, and when they began
+	attempt := ""                   // FIFO: the ReceiveRequestAttemptId a failed receive is retried with
+	idle := false                   // the last receive brought nothing
 	for ctx.Err() == nil {
 		most := r.cfg.batch
 		if idle && r.cfg.askOneWhenIdle {
@@ -140,12 +152,20 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			}
 			r.cfg.stats.receiveErrors.Add(1)
 			failures++
-			if fatal(err) {
-				if fatals++; fatals >= fatalTries {
+			if e := r.misconfiguration(); e != nil {
+				return e
+			}
+			kind, hint := classify(err, recv)
+			err = hinted(err, hint)
+			if kind == transient || (kind == setupFailure && r.succeeded.Load()) {
+				bad = 0
+			} else {
+				if bad == 0 {
+					badSince = time.Now()
+				}
+				if bad++; bad >= fatalTries && (kind == fatalFailure || time.Since(badSince) >= setupPatience) {
 					return fmt.Errorf("sqsconsumer: receive from %s: %w", r.cfg.queueURL, err)
 				}
-			} else {
-				fatals = 0
 			}
 			r.cfg.onError(fmt.Errorf("sqsconsumer: receive from %s (failure %d in a row): %w", r.cfg.queueURL, failures, err))
 			if !backoff.Sleep(ctx.Done(), receiveRetry.Delay(failures)) {
@@ -153,11 +173,15 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			}
 			continue
 		}
-		failures, fatals, attempt = 0, 0, ""
+		failures, bad, attempt = 0, 0, ""
+		r.succeeded.Store(true)
 		r.cfg.stats.receives.Add(1)
 		asked := res.n
 		r.in.admit(msgs, res)
 		res.close()
+		if e := r.misconfiguration(); e != nil {
+			return e // what the receive brought is released by the shutdown
+		}
 		idle = len(msgs) == 0
 		if idle {
 			r.cfg.stats.emptyReceives.Add(1)
@@ -173,6 +197,15 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		if len(msgs) >= asked && asked == r.cfg.batch && r.cfg.free() >= r.cfg.batch && r.grow() {
 			start() // the queue has more, and there is room for it
 		}
+	}
+	return nil
+}
+
+// misconfiguration returns Run's error when a receive found its HTTP client unfit for long
+// polls (watchHTTPTimeout), nil otherwise.
+func (r *runner) misconfiguration() error {
+	if p := r.misconfigured.Load(); p != nil {
+		return fmt.Errorf("sqsconsumer: receive from %s: %w", r.cfg.queueURL, *p)
 	}
 	return nil
 }
@@ -223,7 +256,7 @@ func (r *runner) receive(ctx context.Context, n int, attempt string) ([]types.Me
 	if attempt != "" {
 		in.ReceiveRequestAttemptId = &attempt
 	}
-	out, err := r.cfg.client.ReceiveMessage(ctx, in)
+	out, err := r.cfg.client.ReceiveMessage(ctx, in, r.watch)
 	if err != nil {
 		return nil, err
 	}

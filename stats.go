@@ -15,7 +15,9 @@ type Stats struct {
 	// AbandonedReceives counts receives still in flight when Run had nothing else left to do,
 	// and cancelled: messages SQS may have handed them come back after the visibility timeout.
 	AbandonedReceives int64
-	Received          int64 // messages received
+	// Received counts deliveries: a message received again (after a failure, a release or a
+	// lapsed visibility) counts again, as SQS's ApproximateReceiveCount does.
+	Received int64
 
 	Succeeded int64 // handler returned nil, or Reroute and the copy was sent (the message was queued for deletion)
 	Rerouted  int64 // of Succeeded, how many were moved to another queue (Reroute)
