@@ -104,10 +104,11 @@ func TestEmulatorQueues(t *testing.T) {
 	if again, _ := sh(t, "create", "-visibility", "45s", "jobs"); strings.TrimSpace(again) != url {
 		t.Fatalf("creating it again printed %q, want %q", again, url)
 	}
-	out, _ = sh(t, "create", "-dlq", "-max-receives", "3", "orders")
-	urls := strings.Fields(out)
-	if len(urls) != 2 || !strings.HasSuffix(urls[0], "/orders") || !strings.HasSuffix(urls[1], "/orders-dlq") {
-		t.Fatalf("create -dlq printed %q", out)
+	out, errOut := sh(t, "create", "-dlq", "-max-receives", "3", "orders")
+	dlq, _ := sh(t, "create", "orders-dlq")
+	urls := []string{strings.TrimSpace(out), strings.TrimSpace(dlq)}
+	if !strings.HasSuffix(urls[0], "/orders") || !strings.HasSuffix(urls[1], "/orders-dlq") || errOut != "dead-letter queue: "+dlq {
+		t.Fatalf("create -dlq printed %q, stderr %q; the DLQ is %q", out, errOut, dlq)
 	}
 	out, _ = sh(t, "create", "-fifo", "events")
 	fifo := strings.TrimSpace(out)
@@ -154,8 +155,8 @@ func TestEmulatorQueues(t *testing.T) {
 // and saying so); redrive moves a DLQ's messages back.
 func TestEmulatorPeekAndRedrive(t *testing.T) {
 	c := startEmulator(t)
-	out, _ := sh(t, "create", "-dlq", "jobs")
-	urls := strings.Fields(out)
+	out, errOut := sh(t, "create", "-dlq", "jobs")
+	urls := strings.Fields(out + strings.TrimPrefix(errOut, "dead-letter queue:"))
 	sh(t, "send", "-queue", urls[0], "hello")
 	for i := 1; i <= 2; i++ {
 		out, errOut := sh(t, "peek", "-queue", urls[0])

@@ -10,6 +10,9 @@
 //	sqsc purge -queue URL [-yes]
 //	sqsc redrive -dlq URL -to URL [-dry-run] [-max N]
 //
+// create prints the queue's URL alone on stdout, so URL=$(sqsc create NAME) works; creating a
+// queue that exists with the same attributes prints its URL again.
+//
 // Every command also takes -endpoint (default: AWS_ENDPOINT_URL_SQS, else AWS_ENDPOINT_URL)
 // and -region (default: AWS_REGION), before or after its name, and -queue defaults to
 // SQS_QUEUE_URL. Credentials come from the usual AWS environment variables and files.
@@ -121,7 +124,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"create", "[-fifo] [-dlq [-max-receives N]] [-visibility D] NAME", "create a queue (with -dlq, a dead-letter queue too) and print its URL (then the DLQ's)", false, createCmd},
+	{"create", "[-fifo] [-dlq [-max-receives N]] [-visibility D] NAME", "create a queue (with -dlq, NAME-dlq too) and print its URL (the DLQ's on stderr)", false, createCmd},
 	{"list", "[-prefix P]", "list queues with their approximate counts", false, listCmd},
 	{"send", "-queue URL [-delay D] [-group G] BODY...", "send each BODY as a message", true, sendCmd},
 	{"peek", "-queue URL [-n N] [-visibility D]", "receive up to N messages, print them and release them (raises their receive counts)", true, peekCmd},
@@ -272,7 +275,7 @@ func createCmd(fs *flag.FlagSet) func(call) error {
 				return err
 			}
 			fmt.Fprintln(x.out, url)
-			fmt.Fprintln(x.out, dlqURL)
+			fmt.Fprintln(x.errOut, "dead-letter queue:", dlqURL)
 			return nil
 		}
 		if *fifo {
