@@ -7,6 +7,8 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -159,4 +161,41 @@ func TestGlobalFlags(t *testing.T) {
 			t.Errorf("%q with %v: endpoint %q region %q err %v; want %q %q", tc.args, tc.env, r.endpoint, r.region, r.err, tc.endpoint, tc.region)
 		}
 	}
+}
+
+// TestTailHoldsPastTheVisibility: on fake time, a tail without -delete keeps what it printed
+// invisible for minutes (far past tailHold) by extending it, never receives it again, and
+// releases it when stopped.
+func TestTailHoldsPastTheVisibility(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("jobs", nil)
+		sqsc(t, s, "", "send", "-queue", url, "one")
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut bytes.Buffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"tail", "-queue", url}, stdio{strings.NewReader(""), &out, &errOut}, func(string) string { return "" },
+				func(string, string) (Client, error) { return fake{s}, nil })
+		}()
+		time.Sleep(10 * tailHold)
+		synctest.Wait()
+		if st, _ := s.Stats(url); st.InFlight != 1 || st.Visible != 0 {
+			t.Fatalf("after %v of tail: %+v", 10*tailHold, st)
+		}
+		if s.Calls("ChangeMessageVisibilityBatch") < 10 {
+			t.Fatalf("%d extensions in %v", s.Calls("ChangeMessageVisibilityBatch"), 10*tailHold)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.Stats(url); st.Visible != 1 || strings.Count(out.String(), "\n") != 1 || !strings.Contains(errOut.String(), "released 1 messages") {
+			t.Fatalf("after Ctrl-C: %+v, printed %q, stderr %q", st, out.String(), errOut.String())
+		}
+		res, err := s.ReceiveMessage(context.Background(), receiveInput(url, 1, time.Minute, 0))
+		if err != nil || len(res.Messages) != 1 || res.Messages[0].Attributes["ApproximateReceiveCount"] != "2" {
+			t.Fatalf("received after the tail: %+v %v (want receive count 2: the tail's and this)", res, err)
+		}
+	})
 }
