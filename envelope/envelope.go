@@ -33,6 +33,7 @@ const (
 	TypeUnsubscribeConfirmation  = "UnsubscribeConfirmation"  // Kind SNSConfirmation
 )
 
+// String returns the kind's name: "raw", "SNS", "EventBridge" or "SNSConfirmation".
 func (k Kind) String() string {
 	switch k {
 	case SNS:
