@@ -69,8 +69,8 @@ const certCacheSize = 16
 // the message is, and whether it was seen before: a genuine message sent to the queue again
 // verifies again.
 //
-// The zero value is ready to use. It keeps the last 16 certificates it fetched, keyed by
-// scheme, host and path. It is safe for concurrent use.
+// The zero value is ready to use. It keeps the 16 certificates it used most recently, keyed by
+// scheme, host and path; a failed fetch is not kept. It is safe for concurrent use.
 type Verifier struct {
 	// Fetch returns the PEM certificate at u, which Verify has checked is an https URL of a
 	// .pem file on an SNS host (scheme, host and path only). What it returns is trusted as
