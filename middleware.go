@@ -117,13 +117,19 @@ func JSON[T any](f func(ctx context.Context, m *Message, v T) error) Handler {
 // outside AllowTopics: a body that merely looks like a notification from elsewhere is refused.
 var ErrTopicNotAllowed = errors.New("sqsconsumer: SNS topic not allowed")
 
+// ErrSNSConfirmation is returned (wrapped) by Unwrap for an SNS SubscriptionConfirmation or
+// UnsubscribeConfirmation when OnConfirmation is not set, whatever the other options (AllowRaw
+// included): they are SNS's messages about a subscription, never a payload for the handler.
+var ErrSNSConfirmation = errors.New("sqsconsumer: SNS confirmation not handled")
+
 // UnwrapOption configures Unwrap.
 type UnwrapOption func(*unwrapSettings)
 
 type unwrapSettings struct {
-	topics   []string
-	verifier *envelope.Verifier
-	allowRaw bool
+	topics         []string
+	verifier       *envelope.Verifier
+	allowRaw       bool
+	onConfirmation func(ctx context.Context, m *Message, env *envelope.Envelope) error
 }
 
 // AllowTopics accepts SNS notifications only from these topic ARNs; any other is an error
@@ -143,6 +149,18 @@ func VerifySignatures(v *envelope.Verifier) UnwrapOption {
 	return func(s *unwrapSettings) { s.verifier = v }
 }
 
+// OnConfirmation has Unwrap call f instead of the handler for an SNS SubscriptionConfirmation or
+// UnsubscribeConfirmation (env.Kind is envelope.SNSConfirmation, env.Type says which) from a
+// topic AllowTopics accepts, once VerifySignatures' verifier has verified it when that option is
+// given; f's error is the message's outcome (nil deletes it). SNS sends a SubscriptionConfirmation
+// into the queue when a topic of another account subscribes it. Without VerifySignatures f also
+// sees confirmations anyone allowed to send to the queue could have written: to confirm, call
+// envelope.Verifier.Confirm, which verifies before it requests anything. Without OnConfirmation
+// a confirmation is an error wrapping ErrSNSConfirmation.
+func OnConfirmation(f func(ctx context.Context, m *Message, env *envelope.Envelope) error) UnwrapOption {
+	return func(s *unwrapSettings) { s.onConfirmation = f }
+}
+
 // AllowRaw lets bodies that are not SNS notifications (raw bodies, EventBridge events) through
 // to the handler even with AllowTopics or VerifySignatures, which otherwise refuse them. Use it
 // when the queue also receives messages sent to it directly, on purpose.
@@ -150,13 +168,25 @@ func AllowRaw() UnwrapOption {
 	return func(s *unwrapSettings) { s.allowRaw = true }
 }
 
+// checkSNS applies AllowTopics and VerifySignatures to an SNS notification or confirmation.
+func (s *unwrapSettings) checkSNS(ctx context.Context, env *envelope.Envelope) error {
+	if len(s.topics) > 0 && !slices.Contains(s.topics, env.TopicArn) {
+		return fmt.Errorf("%w: %s", ErrTopicNotAllowed, env.TopicArn)
+	}
+	if s.verifier != nil {
+		return s.verifier.Verify(ctx, env)
+	}
+	return nil
+}
+
 // Unwrap recognises SNS notifications and EventBridge events in the body: the handler it
 // wraps sees m.Body set to the payload inside, and m.Envelope() returns the envelope's fields
 // (topic, subject, attributes, source, ...). A raw body passes through unchanged, unless
-// AllowTopics or VerifySignatures guard the handler (see AllowRaw). A malformed envelope, a
-// topic not allowed, a body that is not a notification behind a guard, or a signature that does
-// not verify is an error (retried, and with a redrive policy dead-lettered), never a silent
-// delete.
+// AllowTopics or VerifySignatures guard the handler (see AllowRaw). An SNS subscription or
+// unsubscribe confirmation never reaches the handler (see OnConfirmation). A malformed envelope,
+// a topic not allowed, a body that is not a notification behind a guard, an unhandled
+// confirmation, or a signature that does not verify is an error (retried, and with a redrive
+// policy dead-lettered), never a silent delete.
 func Unwrap(opts ...UnwrapOption) Middleware {
 	var s unwrapSettings
 	for _, o := range opts {
@@ -168,18 +198,22 @@ func Unwrap(opts ...UnwrapOption) Middleware {
 			if err != nil {
 				return err
 			}
+			if env.Kind == envelope.SNSConfirmation {
+				if s.onConfirmation == nil {
+					return fmt.Errorf("%w: message %s is an SNS %s from %s; OnConfirmation handles them", ErrSNSConfirmation, m.id(), env.Type, env.TopicArn)
+				}
+				if err := s.checkSNS(ctx, env); err != nil {
+					return err
+				}
+				return s.onConfirmation(ctx, m, env)
+			}
 			guarded := len(s.topics) > 0 || s.verifier != nil
 			if env.Kind != envelope.SNS && guarded && !s.allowRaw {
 				return fmt.Errorf("%w: message %s is not an SNS notification (%s); AllowRaw lets such bodies through", ErrTopicNotAllowed, m.id(), env.Kind)
 			}
 			if env.Kind == envelope.SNS {
-				if len(s.topics) > 0 && !slices.Contains(s.topics, env.TopicArn) {
-					return fmt.Errorf("%w: %s", ErrTopicNotAllowed, env.TopicArn)
-				}
-				if s.verifier != nil {
-					if err := s.verifier.Verify(ctx, env); err != nil {
-						return err
-					}
+				if err := s.checkSNS(ctx, env); err != nil {
+					return err
 				}
 			}
 			if env.Kind != envelope.Raw {

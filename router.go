@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sqsconsumer/sqsconsumer/envelope"
 )
 
 // ErrNoRoute is wrapped by the error the default fallback returns for a message no route
@@ -45,11 +47,11 @@ func ByAttribute(name string) RouteKey {
 
 // BySNSTopic routes SNS notifications by topic: a route may be registered under the full
 // topic ARN or the topic's name (the ARN's last segment); the full ARN is tried first. A body
-// that is not an SNS notification has the key "".
+// that is not an SNS notification (an SNS confirmation included) has the key "".
 func BySNSTopic() RouteKey {
 	return func(m *Message) (string, error) {
 		env, err := m.Envelope()
-		if err != nil {
+		if err != nil || env.Kind != envelope.SNS {
 			return "", err
 		}
 		return env.TopicArn, nil

@@ -1,12 +1,14 @@
 // Package envelope recognises the wrappers SQS message bodies arrive in: an SNS notification
-// (when the subscription does not use raw delivery) and an EventBridge event, and gives the
-// payload inside along with the wrapper's fields. Verify checks an SNS notification's
-// signature.
+// (when the subscription does not use raw delivery), an SNS subscription or unsubscribe
+// confirmation, and an EventBridge event, and gives the payload inside along with the
+// wrapper's fields. A Verifier checks the signature SNS puts on its notifications and
+// confirmations, and confirms a subscription on request.
 package envelope
 
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -18,14 +20,28 @@ const (
 	Raw         Kind = iota // not wrapped: the body is the payload
 	SNS                     // an SNS notification (non-raw delivery)
 	EventBridge             // an EventBridge event
+	// SNSConfirmation is an SNS SubscriptionConfirmation or UnsubscribeConfirmation (Type
+	// says which): SNS's own message about a subscription, not something published to the
+	// topic. It is never a payload for a handler; see Verifier.Confirm.
+	SNSConfirmation
 )
 
+// Values of Envelope.Type for the SNS kinds.
+const (
+	TypeNotification             = "Notification"             // Kind SNS
+	TypeSubscriptionConfirmation = "SubscriptionConfirmation" // Kind SNSConfirmation
+	TypeUnsubscribeConfirmation  = "UnsubscribeConfirmation"  // Kind SNSConfirmation
+)
+
+// String returns the kind's name: "raw", "SNS", "EventBridge" or "SNSConfirmation".
 func (k Kind) String() string {
 	switch k {
 	case SNS:
 		return "SNS"
 	case EventBridge:
 		return "EventBridge"
+	case SNSConfirmation:
+		return "SNSConfirmation"
 	}
 	return "raw"
 }
@@ -40,11 +56,12 @@ type Attribute struct {
 type Envelope struct {
 	Kind Kind
 	// Payload is what was wrapped: the SNS Message, the EventBridge detail (as JSON), or for a
-	// raw body the body itself.
+	// raw body the body itself. For an SNSConfirmation it is SNS's human-readable Message.
 	Payload string
 
-	// SNS notification fields.
-	Type             string
+	// SNS fields (Kind SNS and SNSConfirmation). None of them is authentic until a Verifier
+	// has checked the signature: anyone allowed to send to the queue can write any of them.
+	Type             string // TypeNotification, TypeSubscriptionConfirmation or TypeUnsubscribeConfirmation
 	MessageID        string
 	TopicArn         string
 	Subject          string
@@ -55,6 +72,12 @@ type Envelope struct {
 	UnsubscribeURL   string
 	Attributes       map[string]Attribute
 	hasSubject       bool // Subject was present (even empty): it is then part of the signed string
+
+	// SNSConfirmation fields. SubscribeURL confirms the subscription (for an
+	// UnsubscribeConfirmation, restores it); Token is what the ConfirmSubscription API takes
+	// instead. Use Verifier.Confirm rather than fetching SubscribeURL yourself.
+	SubscribeURL string
+	Token        string
 
 	// EventBridge fields.
 	Source     string
@@ -75,8 +98,9 @@ func (e *Envelope) Topic() string {
 }
 
 // ErrMalformed is returned by Parse for a body that claims to be an envelope (a JSON object
-// with an SNS Type of Notification, or EventBridge's detail-type and source) but lacks a
-// field every such envelope has.
+// with a TopicArn and an SNS Type of Notification, SubscriptionConfirmation or
+// UnsubscribeConfirmation, or EventBridge's detail-type and source) but lacks a field every
+// such envelope has.
 var ErrMalformed = errors.New("envelope: malformed")
 
 type snsWire struct {
@@ -90,6 +114,8 @@ type snsWire struct {
 	Signature         string               `json:"Signature"`
 	SigningCertURL    string               `json:"SigningCertURL"`
 	UnsubscribeURL    string               `json:"UnsubscribeURL"`
+	SubscribeURL      string               `json:"SubscribeURL"`
+	Token             string               `json:"Token"`
 	MessageAttributes map[string]Attribute `json:"MessageAttributes"`
 	// EventBridge
 	DetailType *string         `json:"detail-type"`
@@ -103,8 +129,9 @@ type snsWire struct {
 }
 
 // Parse recognises body. A body that is not a JSON object, or a JSON object that is neither
-// an SNS notification nor an EventBridge event, is Raw, with the body as Payload. It returns an
-// error wrapping ErrMalformed for an envelope missing a required field.
+// an SNS notification, an SNS confirmation nor an EventBridge event, is Raw, with the body as
+// Payload. It returns an error wrapping ErrMalformed for an envelope missing a required field.
+// Parse checks no signature: see Verifier.
 func Parse(body string) (*Envelope, error) {
 	raw := &Envelope{Kind: Raw, Payload: body}
 	trimmed := strings.TrimSpace(body)
@@ -116,7 +143,14 @@ func Parse(body string) (*Envelope, error) {
 		return raw, nil // not JSON: a raw payload that happens to start with a brace
 	}
 	switch {
-	case w.Type == "Notification" && w.TopicArn != "":
+	case (w.Type == TypeSubscriptionConfirmation || w.Type == TypeUnsubscribeConfirmation) && w.TopicArn != "":
+		if w.Message == nil || w.MessageID == "" || w.SubscribeURL == "" || w.Token == "" {
+			return nil, errors.Join(ErrMalformed, fmt.Errorf("SNS %s without Message, MessageId, SubscribeURL or Token", w.Type))
+		}
+		return &Envelope{Kind: SNSConfirmation, Payload: *w.Message, Type: w.Type, MessageID: w.MessageID, TopicArn: w.TopicArn,
+			Timestamp: w.Timestamp, SignatureVersion: w.SignatureVersion, Signature: w.Signature,
+			SigningCertURL: w.SigningCertURL, SubscribeURL: w.SubscribeURL, Token: w.Token}, nil
+	case w.Type == TypeNotification && w.TopicArn != "":
 		if w.Message == nil || w.MessageID == "" {
 			return nil, errors.Join(ErrMalformed, errors.New("SNS notification without Message or MessageId"))
 		}

@@ -51,6 +51,7 @@ func TestParseKinds(t *testing.T) {
 	for _, bad := range []string{
 		`{"Type":"Notification","TopicArn":"arn:aws:sns:x:1:t","MessageId":"m"}`,
 		`{"detail-type":"X","source":"s"}`,
+		`{"Type":"SubscriptionConfirmation","TopicArn":"arn:aws:sns:x:1:t","MessageId":"m","Message":"x","SubscribeURL":"https://x"}`,
 	} {
 		if _, err := Parse(bad); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("Parse(%s) = %v, want ErrMalformed", bad, err)
@@ -72,20 +73,29 @@ func TestStringToSignFieldByField(t *testing.T) {
 	}
 }
 
-// signer is a test certificate authority standing in for SNS.
+// signer is a key of its own and a self-signed certificate for it, standing in for SNS (or for
+// a forger). The certificate names sns.amazonaws.com and is valid around signedAt.
 type signer struct {
 	key     *rsa.PrivateKey
 	certPEM []byte
 	fetches atomic.Int32
 }
 
-func newSigner(t *testing.T) *signer {
+// signedAt is the Timestamp of the messages a signer signs.
+const signedAt = "2026-11-23T10:00:00.000Z"
+
+// newSigner returns a signer; each edit changes the certificate's template first.
+func newSigner(t *testing.T, edits ...func(*x509.Certificate)) *signer {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
+	at, _ := time.Parse(time.RFC3339, signedAt)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sns.amazonaws.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		NotBefore: at.Add(-30 * 24 * time.Hour), NotAfter: at.Add(30 * 24 * time.Hour)}
+	for _, edit := range edits {
+		edit(tmpl)
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -95,11 +105,16 @@ func newSigner(t *testing.T) *signer {
 
 // notification returns a signed SNS notification body.
 func (s *signer) notification(t *testing.T, version string, subject *string) string {
-	e := &Envelope{Kind: SNS, Type: "Notification", MessageID: "9f1c", TopicArn: "arn:aws:sns:eu-west-1:123456789012:orders",
-		Payload: `{"order":42}`, Timestamp: "2026-11-23T10:00:00.000Z"}
+	e := &Envelope{Kind: SNS, Type: TypeNotification, MessageID: "9f1c", TopicArn: "arn:aws:sns:eu-west-1:123456789012:orders",
+		Payload: `{"order":42}`, Timestamp: signedAt}
 	if subject != nil {
 		e.Subject, e.hasSubject = *subject, true
 	}
+	return s.sign(t, e, version, "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem")
+}
+
+// sign returns e as a body signed with version and naming certURL as its certificate.
+func (s *signer) sign(t *testing.T, e *Envelope, version, certURL string) string {
 	msg := []byte(StringToSign(e))
 	var sig []byte
 	var err error
@@ -115,9 +130,12 @@ func (s *signer) notification(t *testing.T, version string, subject *string) str
 	}
 	w := map[string]any{"Type": e.Type, "MessageId": e.MessageID, "TopicArn": e.TopicArn, "Message": e.Payload,
 		"Timestamp": e.Timestamp, "SignatureVersion": version, "Signature": base64.StdEncoding.EncodeToString(sig),
-		"SigningCertURL": "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem"}
-	if subject != nil {
-		w["Subject"] = *subject
+		"SigningCertURL": certURL}
+	if e.hasSubject {
+		w["Subject"] = e.Subject
+	}
+	if e.Kind == SNSConfirmation {
+		w["SubscribeURL"], w["Token"] = e.SubscribeURL, e.Token
 	}
 	b, _ := json.Marshal(w)
 	return string(b)
@@ -200,6 +218,7 @@ func TestVerifyRejectsForeignCertificateURLs(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(`{"Type":"Notification","TopicArn":"a","MessageId":"m","Message":"x"}`)
 	f.Add(`{"detail-type":"d","source":"s","detail":{}}`)
+	f.Add(`{"Type":"SubscriptionConfirmation","TopicArn":"a","MessageId":"m","Message":"x","SubscribeURL":"u","Token":"t"}`)
 	f.Add("plain")
 	f.Fuzz(func(t *testing.T, body string) {
 		e, err := Parse(body)
