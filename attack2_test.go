@@ -14,6 +14,7 @@ import (
 
 	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
+	"github.com/sqsconsumer/sqsconsumer/worker"
 )
 
 // Invariant 5 (+2): shutdown during a delete outage that outlasts it must return within about
@@ -195,8 +196,8 @@ func TestAttack2DeleteOutageHoldsABoundedNumber(t *testing.T) {
 			st, _ := s.Stats(url)
 			most = max(most, st.InFlight)
 		}
-		const capacity = 1 + 1             // concurrency 1, the pool's waiting room min(10, 1)
-		const pendingAcks = 16*10 + 10 + 1 // calls in flight, a batch filling, one handing over
+		capacity := 1 + worker.DefaultWaitingRoom(1) // concurrency 1, the pool's default waiting room
+		const pendingAcks = 16*10 + 10 + 1           // calls in flight, a batch filling, one handing over
 		_ = stop()
 		if most > capacity+pendingAcks {
 			t.Fatalf("held up to %d received, unacknowledged messages (invisible on SQS) during a delete outage; capacity %d + pending acks %d", most, capacity, pendingAcks)

@@ -123,7 +123,7 @@ func TestAttackFIFOReceiveBringingMoreThanAskedKeepsTheBound(t *testing.T) {
 						t.Fatal(err)
 					}
 					checkReportAddsUp(t, c)
-					capacity := int64(2) // concurrency 1 + a waiting room of min(10, 1)
+					capacity := int64(1 + worker.DefaultWaitingRoom(1)) // concurrency 1 + the pool's default waiting room
 					if maxHeld > capacity {
 						t.Fatalf("held %d messages at once (Stats.InFlight), capacity %d (receives asked for %v)", maxHeld, capacity, cc.asked)
 					}

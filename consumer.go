@@ -114,6 +114,7 @@ type queue struct {
 	member  *admMember // the queue's place in a Group's admission; nil for a Consumer
 
 	runner    *runner
+	pacer     *pacer
 	lanes     *lanes         // nil without message groups to keep in line
 	lease     *lease.Manager // nil when the lease is off
 	harvester *harvester
@@ -161,7 +162,7 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 	case s.maxPollers == 0 && inGroup:
 		q.s.maxPollers = s.pollers
 	case s.maxPollers == 0:
-		q.s.maxPollers = max(s.pollers, min(8, units/maxBatch))
+		q.s.maxPollers = max(s.pollers, min(maxDefaultPollers, units/maxBatch))
 	case s.maxPollers < s.pollers:
 		return nil, invalid("WithMaxPollers", "%d, below WithPollers' %d", s.maxPollers, s.pollers)
 	}
@@ -190,11 +191,13 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 		keep:    q.stillOurs,
 		settled: q.settle,
 	})
+	q.pacer = newPacer(eng.concurrency, q.stats.calls.Load, q.stats.busy.Load)
 	q.runner = newRunner(runnerConfig{
 		client: client, queueURL: queueURL, fifo: q.fifo,
 		waitTime: s.waitTime, visibility: s.visibility, batch: s.receiveBatch,
 		pollers: s.pollers, maxPollers: q.s.maxPollers, askOneWhenIdle: inGroup,
 		free:  eng.strategy.Free,
+		pacer: q.pacer,
 		stats: &q.stats,
 		received: func(n int, err error) {
 			for _, h := range q.hooks.receive {

@@ -623,7 +623,7 @@ func TestNeverHoldsMoreThanCapacity(t *testing.T) {
 	}{
 		"pool":           {pool.Factory(pool.WithWaitingRoom(3)), 4 + 3},
 		"pool no room":   {pool.Factory(pool.WithWaitingRoom(0)), 4},
-		"semaphore":      {semaphore.Factory(), 4 + 4},
+		"semaphore":      {semaphore.Factory(), 4 + worker.DefaultWaitingRoom(4)},
 		"semaphore room": {semaphore.Factory(semaphore.WithWaitingRoom(1)), 4 + 1},
 		"pool 3 pollers": {pool.Factory(pool.WithWaitingRoom(1)), 4 + 1},
 	}

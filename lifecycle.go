@@ -156,10 +156,13 @@ func (q *queue) start(m *Message) {
 	}
 	held := m.unit.s
 	m.unit.s = nil // the strategy owns it from Submit on, and may free it before Submit returns
+	m.queued = true
+	q.pacer.enqueued(1)
 	err := q.eng.strategy.Submit(q.eng.submitCtx, worker.Task{Run: func() { q.handle(m) }, Weight: w, Data: m})
 	if err == nil {
 		return
 	}
+	q.dequeued(m)
 	m.unit.s = held // "on any error the unit is still the caller's"
 	if errors.Is(err, worker.ErrTooHeavy) {
 		err = fmt.Errorf("sqsconsumer: message %s cannot run: %w", m.id(), err)
@@ -173,10 +176,19 @@ func (q *queue) start(m *Message) {
 	q.exit(m, released)
 }
 
+// dequeued takes m out of the pacer's count of messages waiting in the strategy, once.
+func (q *queue) dequeued(m *Message) {
+	if m.queued {
+		m.queued = false
+		q.pacer.enqueued(-1)
+	}
+}
+
 // handle runs the handler on m and lets m leave with the outcome. It is the task a strategy
 // runs; nothing it calls can keep m from leaving (handler, hook and logger panics are
 // contained).
 func (q *queue) handle(m *Message) {
+	q.dequeued(m)
 	if m.ctx.Err() != nil { // its lease was lost while it waited: it is not ours to run
 		q.exit(m, released)
 		return
@@ -294,6 +306,7 @@ func (q *queue) exit(m *Message, o outcome) {
 		return
 	}
 	m.gone = true
+	q.dequeued(m)    // the strategy gave it back unstarted (Close)
 	inLane := m.lane // read before the harvester has m: a settle may give the lane back at once
 	ok, laneLater := false, false
 	if cause := q.leaseLost(m); cause != nil {

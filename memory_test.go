@@ -13,6 +13,7 @@ import (
 	"github.com/sqsconsumer/sqsconsumer/internal/benchkit"
 	"github.com/sqsconsumer/sqsconsumer/pool"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
+	"github.com/sqsconsumer/sqsconsumer/worker"
 )
 
 // maxDeleteBatchesOpen is the harvester's limit on DeleteMessageBatch calls in flight.
@@ -77,7 +78,7 @@ func TestMemoryBoundedAtDeepBacklog(t *testing.T) {
 	if err := benchkit.SendN(context.Background(), s, url, backlog); err != nil {
 		t.Fatal(err)
 	}
-	bc := &boundClient{Client: s, capacity: concurrency + 10} // the pool's default room is 10
+	bc := &boundClient{Client: s, capacity: int64(concurrency + worker.DefaultWaitingRoom(concurrency))} // the pool's default room
 	var handled atomic.Int64
 	enough := make(chan struct{})
 	c, err := sqsconsumer.New(bc, url, func(context.Context, *sqsconsumer.Message) error {

@@ -45,6 +45,7 @@ type Message struct {
 	lane     bool      // holds one of its lane's running places (see lanes)
 	// laneAtSettle: the lane's place is given back when the delete is settled, not at exit (FIFO)
 	laneAtSettle bool
+	queued       bool // counted in the pacer as handed to the strategy and not started
 	gone         bool // has left through exit
 }
 

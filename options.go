@@ -129,7 +129,8 @@ func WithConcurrency(n int) Option {
 }
 
 // WithStrategy selects the worker strategy, e.g. semaphore.Factory() or pool.Factory(opts...)
-// (the default is pool.Factory(): an elastic pool with a waiting room of min(10, concurrency)).
+// (the default is pool.Factory(): an elastic pool with a waiting room of
+// worker.DefaultWaitingRoom(concurrency), the cap on the prefetch).
 // New calls f with the concurrency; its error is returned wrapped in ErrInvalidOption.
 func WithStrategy(f worker.Factory) Option {
 	return func(s *settings) error {
@@ -158,7 +159,7 @@ func WithPollers(n int) Option {
 }
 
 // WithMaxPollers sets the most pollers the consumer adapts up to (default: a poller per 10
-// units of capacity, at least WithPollers' number and at most 8 unless WithPollers asks for
+// units of capacity, at least WithPollers' number and at most 32 unless WithPollers asks for
 // more; for a queue of a Group, WithPollers' number). WithMaxPollers(n) with WithPollers(n)
 // fixes the count. n must be >= WithPollers'.
 func WithMaxPollers(n int) Option {

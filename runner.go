@@ -23,6 +23,9 @@ const (
 	fatalTries = 3
 	// emptyShortPollPause is the pause after a short poll (wait 0) that brought nothing.
 	emptyShortPollPause = time.Second
+	// maxDefaultPollers caps the pollers a queue adapts up to by default (a poller per 10 units
+	// of capacity).
+	maxDefaultPollers = 32
 )
 
 // receiveRetry spaces receives after errors: full jitter up to 200 ms x 2^(n-1), at most 20 s.
@@ -61,6 +64,7 @@ type runnerConfig struct {
 	askOneWhenIdle bool
 
 	free      func() int // capacity units free now, to judge whether another poller would help
+	pacer     *pacer     // when another receive is wanted
 	stats     *counters
 	received  func(n int, err error) // after every receive: hooks
 	requested func(op string)        // before every request
@@ -135,6 +139,9 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		if idle && r.cfg.askOneWhenIdle {
 			most = 1
 		}
+		if r.cfg.pacer.gate(ctx) != nil {
+			return nil // shutting down
+		}
 		res, err := r.in.reserve(ctx, most, idle)
 		if err != nil {
 			return nil // ctx ended, or the consumer stopped taking messages: shutting down
@@ -142,9 +149,14 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		if r.cfg.fifo && attempt == "" {
 			attempt = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
 		}
-		msgs, err := r.receive(recv, res.n, attempt)
+		asked := res.n
+		r.cfg.pacer.asking(asked)
+		sent := time.Now()
+		msgs, err := r.receive(recv, asked, attempt)
+		took := time.Since(sent)
 		r.cfg.received(len(msgs), err)
 		if err != nil {
+			r.cfg.pacer.answered(asked, 0, took)
 			res.close()
 			if recv.Err() != nil {
 				r.cfg.stats.abandonedReceives.Add(1)
@@ -176,9 +188,9 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		failures, bad, attempt = 0, 0, ""
 		r.succeeded.Store(true)
 		r.cfg.stats.receives.Add(1)
-		asked := res.n
 		r.in.admit(msgs, res)
 		res.close()
+		r.cfg.pacer.answered(asked, len(msgs), took)
 		if e := r.misconfiguration(); e != nil {
 			return e // what the receive brought is released by the shutdown
 		}
@@ -194,7 +206,7 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			}
 			continue
 		}
-		if len(msgs) >= asked && asked == r.cfg.batch && r.cfg.free() >= r.cfg.batch && r.grow() {
+		if len(msgs) >= asked && asked == r.cfg.batch && r.cfg.free() >= r.cfg.batch && r.cfg.pacer.open() && r.grow() {
 			start() // the queue has more, and there is room for it
 		}
 	}

@@ -54,7 +54,7 @@ type counters struct {
 	receives, emptyReceives, receiveErrors, abandonedReceives, received     atomic.Int64
 	succeeded, failed, panics, timedOut, released, cancelled, leaseLost     atomic.Int64
 	acked, ackFailed, ackRetries, visibilityFailed, leaseExtended, inFlight atomic.Int64
-	pollers, requests, rerouted                                             atomic.Int64
+	pollers, requests, rerouted, calls                                      atomic.Int64
 	busy, firstStart, lastEnd                                               atomic.Int64 // ns; Unix times, 0 before the first
 	concurrency                                                             int
 }
@@ -62,6 +62,7 @@ type counters struct {
 // handled records one handler call that ran from start to end.
 func (c *counters) handled(start, end time.Time) {
 	c.busy.Add(int64(end.Sub(start)))
+	c.calls.Add(1)
 	c.firstStart.CompareAndSwap(0, start.UnixNano())
 	e := end.UnixNano()
 	for {

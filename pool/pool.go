@@ -35,7 +35,8 @@ type settings struct {
 // demand like the others, then never stopped before Close.
 func WithMinWorkers(n int) Option { return func(s *settings) { s.min = n } }
 
-// WithWaitingRoom sets how many tasks may wait for a worker (default min(10, max workers)).
+// WithWaitingRoom sets how many tasks may wait for a worker (default
+// worker.DefaultWaitingRoom(max workers): min(4 x max workers, 256)).
 // 0 means none: the pool then holds no more tasks than it runs.
 func WithWaitingRoom(n int) Option { return func(s *settings) { s.room, s.roomSet = n, true } }
 
@@ -89,7 +90,7 @@ func New(maxWorkers int, opts ...Option) (*Pool, error) {
 		return nil, fmt.Errorf("%w: pool idle timeout %v, want > 0", worker.ErrInvalidConfig, s.idleTimeout)
 	}
 	if !s.roomSet {
-		s.room = min(10, maxWorkers)
+		s.room = worker.DefaultWaitingRoom(maxWorkers)
 	}
 	return &Pool{
 		units:       capacity.New(maxWorkers + s.room),

@@ -43,8 +43,8 @@ func TestFreeCountsWorkersAndRoom(t *testing.T) {
 	if p.Free() != 7 {
 		t.Fatalf("Free() = %d, want 4 workers + 3 room", p.Free())
 	}
-	if d, _ := New(32); d.Free() != 42 {
-		t.Fatalf("default room: Free() = %d, want 32 + 10", d.Free())
+	if d, _ := New(32); d.Free() != 32+worker.DefaultWaitingRoom(32) {
+		t.Fatalf("default room: Free() = %d, want 32 + %d", d.Free(), worker.DefaultWaitingRoom(32))
 	}
 	release := make(chan struct{})
 	started := make(chan struct{}, 4)

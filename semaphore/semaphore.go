@@ -25,7 +25,7 @@ type Option func(*Semaphore)
 func WithPanicHandler(f func(v any)) Option { return func(s *Semaphore) { s.onPanic = f } }
 
 // WithWaitingRoom sets how many messages may be held beyond the capacity, waiting in Submit for
-// their weight (default min(10, capacity)). 0 holds no more messages than the capacity.
+// their weight (default worker.DefaultWaitingRoom(capacity): min(4 x capacity, 256)). 0 holds no more messages than the capacity.
 func WithWaitingRoom(n int) Option { return func(s *Semaphore) { s.room, s.roomSet = n, true } }
 
 // Semaphore is a weighted-semaphore strategy. Its units (see worker.Strategy) count messages
@@ -57,7 +57,7 @@ func New(size int, opts ...Option) (*Semaphore, error) {
 		return nil, fmt.Errorf("%w: semaphore waiting room %d, want >= 0", worker.ErrInvalidConfig, s.room)
 	}
 	if !s.roomSet {
-		s.room = min(10, size)
+		s.room = worker.DefaultWaitingRoom(size)
 	}
 	s.units = capacity.New(size + s.room)
 	s.weights = capacity.New(size)

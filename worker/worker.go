@@ -85,6 +85,12 @@ type Strategy interface {
 	Wait(ctx context.Context) error
 }
 
+// DefaultWaitingRoom is the waiting room of the strategies in this module unless set: how
+// many messages may be held beyond the concurrency, min(4 x concurrency, 256). It is the cap on
+// the consumer's prefetch, which fills only as much of it as the measured handler time and
+// receive latency call for (about a batch with slow handlers and a near SQS).
+func DefaultWaitingRoom(concurrency int) int { return min(4*concurrency, 256) }
+
 // Factory builds a strategy for a given concurrency: the bound on tasks running at once (for a
 // weighted strategy, on their total weight). Consumers call it once, in their constructor;
 // a factory returns an error wrapping ErrInvalidConfig for settings it cannot honour and starts

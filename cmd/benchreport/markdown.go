@@ -142,7 +142,7 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 		}
 	}
 	p("")
-	p("Below concurrency 10 a receive can bring no more than the capacity (concurrency + waiting room of min(10, concurrency)), so requests per message rise: that is the bound working, not batching failing.")
+	p("Below concurrency 10 a receive can bring no more than the capacity (concurrency + waiting room of worker.DefaultWaitingRoom(concurrency)), so requests per message rise: that is the bound working, not batching failing.")
 	p("")
 	p("![throughput against concurrency](%s)", chart)
 	p("")

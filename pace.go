@@ -1,0 +1,133 @@
+package sqsconsumer
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// pacer sizes a queue's prefetch by what it measures (Little's law): enough received messages
+// should wait for a worker, or be on their way in receives already sent, to keep the workers
+// busy for one receive's round trip. A poller starts its next receive only while
+//
+//	queued + asked < rate x rtt
+//
+// where queued is the messages handed to the strategy and not started, asked the messages
+// receives in flight asked for, rate the handler throughput the concurrency could sustain
+// (concurrency / mean handler time) and rtt the latency of a receive that came back full (a
+// backlog answered at once: the round trip, not a long poll's wait). So with slow handlers and
+// a near SQS the consumer keeps about a batch waiting; with fast handlers or a far SQS it keeps
+// more, and more receives in flight, up to what the strategy's capacity (concurrency + waiting
+// room) lets it reserve. Until both are measured it keeps a batch.
+type pacer struct {
+	concurrency int
+	calls, busy func() int64 // handler calls and their summed duration (ns), cumulative
+
+	queued atomic.Int64 // handed to the strategy, not started
+	asked  atomic.Int64 // asked for by receives in flight
+	want   atomic.Int64 // rate x rtt, rounded up; a batch until both are measured
+
+	mu                  sync.Mutex
+	rtt, handler        float64 // seconds, moving averages; 0 until measured
+	lastCalls, lastBusy int64
+	wake                chan struct{} // closed when queued or asked drops; nil while nobody waits
+	sleepers            atomic.Int32
+}
+
+// Weights of a new sample in the moving averages: a round trip is one receive, a handler
+// sample the calls since the last receive.
+const (
+	rttWeight     = 0.2
+	handlerWeight = 0.3
+)
+
+func newPacer(concurrency int, calls, busy func() int64) *pacer {
+	p := &pacer{concurrency: concurrency, calls: calls, busy: busy}
+	p.want.Store(maxBatch)
+	return p
+}
+
+// open reports whether another receive is wanted now.
+func (p *pacer) open() bool {
+	return p.queued.Load()+p.asked.Load() < max(p.want.Load(), 1)
+}
+
+// gate blocks until another receive is wanted, or ctx ends (then it returns ctx's error).
+func (p *pacer) gate(ctx context.Context) error {
+	for !p.open() {
+		p.mu.Lock()
+		if p.wake == nil {
+			p.wake = make(chan struct{})
+		}
+		ch := p.wake
+		p.sleepers.Add(1)
+		p.mu.Unlock()
+		if p.open() { // a change between the check and the registration
+			p.sleepers.Add(-1)
+			return nil
+		}
+		select {
+		case <-ch:
+			p.sleepers.Add(-1)
+		case <-ctx.Done():
+			p.sleepers.Add(-1)
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// signal wakes the pollers waiting in gate, if any.
+func (p *pacer) signal() {
+	if p.sleepers.Load() == 0 {
+		return
+	}
+	p.mu.Lock()
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
+	}
+	p.mu.Unlock()
+}
+
+// enqueued counts a message handed to the strategy (n = 1) or taken out of it unstarted or
+// started (n = -1).
+func (p *pacer) enqueued(n int64) {
+	p.queued.Add(n)
+	if n < 0 {
+		p.signal()
+	}
+}
+
+// asking counts a receive of n messages about to be sent.
+func (p *pacer) asking(n int) { p.asked.Add(int64(n)) }
+
+// answered counts the receive of n asked messages as done: it brought got messages after
+// took. A full receive is a sample of the round trip; the handler calls since the last receive
+// are a sample of the handler time.
+func (p *pacer) answered(n, got int, took time.Duration) {
+	p.asked.Add(-int64(n))
+	p.mu.Lock()
+	if got > 0 && got == n {
+		p.rtt = ewma(p.rtt, took.Seconds(), rttWeight)
+	}
+	if calls, busy := p.calls(), p.busy(); calls > p.lastCalls {
+		mean := float64(busy-p.lastBusy) / float64(calls-p.lastCalls) / float64(time.Second)
+		p.handler = ewma(p.handler, max(mean, 1e-7), handlerWeight)
+		p.lastCalls, p.lastBusy = calls, busy
+	}
+	if p.rtt > 0 && p.handler > 0 {
+		p.want.Store(int64(math.Ceil(min(float64(p.concurrency)/p.handler*p.rtt, 1e9))))
+	}
+	p.mu.Unlock()
+	p.signal()
+}
+
+func ewma(avg, sample, weight float64) float64 {
+	if avg == 0 {
+		return sample
+	}
+	return avg + weight*(sample-avg)
+}
