@@ -271,3 +271,31 @@ func TestUnwrapGuardsRefuseBodiesThatAreNotNotifications(t *testing.T) {
 		})
 	}
 }
+
+// A second route for a key, or a nil handler, panics at registration (as http.ServeMux does)
+// instead of silently sending the first route's messages to the second handler.
+func TestRouterRefusesDuplicateRoutes(t *testing.T) {
+	first := func(ctx context.Context, m *sqsconsumer.Message) error { return nil }
+	second := func(ctx context.Context, m *sqsconsumer.Message) error { return errors.New("wrong handler") }
+	mustPanic := func(name, want string, f func()) {
+		t.Helper()
+		defer func() {
+			v := recover()
+			if s, ok := v.(string); !ok || !strings.Contains(s, want) {
+				t.Fatalf("%s: recovered %v, want a panic mentioning %q", name, v, want)
+			}
+		}()
+		f()
+	}
+	r := sqsconsumer.NewRouter(sqsconsumer.ByAttribute("type")).Route("orders", first)
+	mustPanic("duplicate", `Route("orders"): key already routed`, func() { r.Route("orders", second) })
+	mustPanic("nil handler", "nil handler", func() { r.Route("refunds", nil) })
+
+	m := &sqsconsumer.Message{}
+	m.MessageAttributes = map[string]types.MessageAttributeValue{"type": {DataType: aws.String("String"), StringValue: aws.String("orders")}}
+	if err := r.Handle(context.Background(), m); err != nil {
+		t.Fatalf("the first route must stay: %v", err)
+	}
+	// A topic router's name and ARN are different keys: both may be routed.
+	sqsconsumer.NewTopicRouter().Route("orders", first).Route("arn:aws:sns:eu-west-1:123456789012:orders", second)
+}
