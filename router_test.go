@@ -194,6 +194,110 @@ func TestJSONDecodeErrors(t *testing.T) {
 	}
 }
 
+// JSON ignores what encoding/json ignores; StrictJSON turns a payload of the wrong shape into a
+// *DecodeError before the handler runs. Bad syntax, a wrong type and trailing data are
+// DecodeErrors either way.
+func TestJSONStrictDecoding(t *testing.T) {
+	type order struct {
+		ID    int `json:"id"`
+		Items []struct {
+			SKU string `json:"sku"`
+		} `json:"items"`
+	}
+	for _, tc := range []struct {
+		name, body    string
+		loose, strict bool // handled (true) or a DecodeError
+	}{
+		{"exact", `{"id":1,"items":[{"sku":"a"}]}`, true, true},
+		{"missing fields", `{}`, true, true},
+		{"unknown field", `{"id":1,"note":"x"}`, true, false},
+		{"unknown nested field", `{"id":1,"items":[{"sku":"a","qty":2}]}`, true, false},
+		{"another type's payload", `{"refund":9,"reason":"late"}`, true, false},
+		{"null", `null`, true, false},
+		{"wrong type", `{"id":"one"}`, false, false},
+		{"array", `[{"id":1}]`, false, false},
+		{"trailing data", `{"id":1} {"id":2}`, false, false},
+		{"empty", ``, false, false},
+	} {
+		for _, strict := range []bool{false, true} {
+			var opts []sqsconsumer.JSONOption
+			want := tc.loose
+			if strict {
+				opts, want = append(opts, sqsconsumer.StrictJSON()), tc.strict
+			}
+			called := false
+			h := sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, o order) error {
+				called = true
+				return nil
+			}, opts...)
+			m := &sqsconsumer.Message{}
+			m.MessageId, m.Body = aws.String("m-1"), aws.String(tc.body)
+			err := h(context.Background(), m)
+			var de *sqsconsumer.DecodeError
+			if want && (err != nil || !called) || !want && (!errors.As(err, &de) || de.MessageID != "m-1" || called) {
+				t.Errorf("%s, strict %v: err %v, handler called %v", tc.name, strict, err, called)
+			}
+		}
+	}
+}
+
+// A payload StrictJSON refuses is the message's own fault: never handled, retried after the
+// backoff policy's delays (no hot loop), and moved to the dead-letter queue by the redrive
+// policy, while good messages are handled.
+func TestJSONStrictPoisonMessageIsDeadLettered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		s.MustCreateQueue("dlq", nil)
+		url := s.MustCreateQueue("q", map[string]string{
+			"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"3"}`,
+		})
+		ctx := context.Background()
+		for _, body := range []string{`{"id":1}`, `{"id":2,"amount":5}`, `{"id":3}`} {
+			if _, err := s.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		var handled []int
+		var decodeTimes []time.Time
+		h := sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, v struct{ ID int }) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled = append(handled, v.ID)
+			return nil
+		}, sqsconsumer.StrictJSON())
+		c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+			err := h(ctx, m)
+			if _, ok := errors.AsType[*sqsconsumer.DecodeError](err); ok {
+				mu.Lock()
+				decodeTimes = append(decodeTimes, time.Now())
+				mu.Unlock()
+			}
+			return err
+		}, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithBackoff(func(n int) time.Duration { return time.Duration(n) * 10 * time.Second }), quiet)
+		stop := running(t, c)
+		advance(2 * time.Minute)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(handled)
+		if !slices.Equal(handled, []int{1, 3}) {
+			t.Fatalf("handled %v", handled)
+		}
+		if len(decodeTimes) != 3 {
+			t.Fatalf("the poison message failed %d times, want maxReceiveCount 3", len(decodeTimes))
+		}
+		for i := 1; i < len(decodeTimes); i++ {
+			if gap := decodeTimes[i].Sub(decodeTimes[i-1]); gap < time.Duration(i)*10*time.Second {
+				t.Fatalf("retry %d came %v after the previous try, before its backoff", i, gap)
+			}
+		}
+		if st, _ := s.Stats(url); st.MovedToDLQ != 1 || st.Deleted != 2 {
+			t.Fatalf("queue %+v: the poison message must be dead-lettered, the rest deleted", st)
+		}
+	})
+}
+
 func TestMiddlewareChainRecoverTimeoutLogging(t *testing.T) {
 	var order []string
 	mark := func(name string) sqsconsumer.Middleware {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/internal/strictjson"
 	"github.com/sqsconsumer/sqsconsumer/producer"
 )
 
@@ -42,8 +43,21 @@ func (JSON) Marshal(v any) (string, error) {
 	return string(b), err
 }
 
-// Unmarshal decodes JSON into v.
+// Unmarshal decodes JSON into v. Fields v has no place for are ignored, and null leaves v as
+// it is; StrictJSON refuses both.
 func (JSON) Unmarshal(body string, v any) error { return json.Unmarshal([]byte(body), v) }
+
+// StrictJSON is the JSON codec refusing a payload of the wrong shape: a field the payload type
+// has no place for (at any depth), a null payload, or data after the JSON value is a decode
+// error, so the job is retried and dead-lettered instead of handled as zero values. It refuses
+// fields a newer producer added too: roll such changes out to consumers first.
+type StrictJSON struct{}
+
+// Marshal encodes v as JSON.
+func (StrictJSON) Marshal(v any) (string, error) { return JSON{}.Marshal(v) }
+
+// Unmarshal decodes JSON into v, refusing a payload of the wrong shape.
+func (StrictJSON) Unmarshal(body string, v any) error { return strictjson.Unmarshal([]byte(body), v) }
 
 // Registry dispatches messages to typed handlers by job name. It is safe for concurrent use:
 // Register may be called while Handle runs (a handler registered late serves the messages that

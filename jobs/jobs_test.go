@@ -212,3 +212,37 @@ func TestRegisterConcurrentWithHandle(t *testing.T) {
 		}
 	}
 }
+
+// The default codec decodes a payload of the wrong shape into zero values; StrictJSON makes it
+// a *sqsconsumer.DecodeError, the outcome the consumer retries and a redrive policy dead-letters.
+func TestStrictJSONCodec(t *testing.T) {
+	for _, tc := range []struct {
+		body          string
+		loose, strict bool // handled (true) or a DecodeError
+	}{
+		{`{"id":7,"total":12.5}`, true, true},
+		{`{"id":7,"total":12.5,"currency":"EUR"}`, true, false},
+		{`{"customer":"ada"}`, true, false}, // another job's payload: all zero values without strict
+		{`null`, true, false},
+		{`{"id":7} {"id":8}`, false, false},
+		{`{"id":"seven"}`, false, false},
+	} {
+		for _, codec := range []jobs.Codec{jobs.JSON{}, jobs.StrictJSON{}} {
+			_, strict := codec.(jobs.StrictJSON)
+			want := tc.loose
+			if strict {
+				want = tc.strict
+			}
+			r := jobs.NewRegistry(codec)
+			jobs.Register(r, "invoice", func(ctx context.Context, m *sqsconsumer.Message, inv Invoice) error { return nil })
+			err := r.Handle(context.Background(), jobMessage("m-3", "invoice", tc.body))
+			var de *sqsconsumer.DecodeError
+			if want && err != nil || !want && (!errors.As(err, &de) || de.MessageID != "m-3") {
+				t.Errorf("%T, %s: %v", codec, tc.body, err)
+			}
+		}
+	}
+	if body, err := (jobs.StrictJSON{}).Marshal(Invoice{ID: 1}); err != nil || body != `{"id":1,"total":0}` {
+		t.Fatalf("Marshal = %s, %v", body, err)
+	}
+}
