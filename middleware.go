@@ -61,22 +61,22 @@ func Timeout(d time.Duration) Middleware {
 	}
 }
 
-// Logging logs every outcome with l: a success at level Debug, a failure at level Warn, with
-// the message id, receive count, duration and error as attributes.
+// Logging logs each success with l at level Debug, with the message id, receive count and
+// duration as attributes, through the handler's ctx (so a ctx-aware slog.Handler can add trace
+// ids). It does not log failures: the error goes back to the consumer, which logs every failed
+// handler itself at level Warn (see WithLogger) and decides what becomes of the message, so a
+// failure is logged once, where it is handled. A handler called outside a consumer logs its
+// own errors.
 func Logging(l *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
 			start := time.Now()
 			err := next(ctx, m)
-			attrs := []slog.Attr{
-				slog.String("message_id", m.id()),
-				slog.Int("receive_count", m.ReceiveCount()),
-				slog.Duration("duration", time.Since(start)),
-			}
-			if err != nil {
-				l.LogAttrs(ctx, slog.LevelWarn, "sqsconsumer: handler failed", append(attrs, slog.Any("error", err))...)
-			} else {
-				l.LogAttrs(ctx, slog.LevelDebug, "sqsconsumer: handled", attrs...)
+			if err == nil && l.Enabled(ctx, slog.LevelDebug) {
+				l.LogAttrs(ctx, slog.LevelDebug, "sqsconsumer: handled",
+					slog.String("message_id", m.id()),
+					slog.Int("receive_count", m.ReceiveCount()),
+					slog.Duration("duration", time.Since(start)))
 			}
 			return err
 		}

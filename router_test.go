@@ -324,8 +324,8 @@ func TestMiddlewareChainRecoverTimeoutLogging(t *testing.T) {
 	if strings.Join(order, ",") != "outer,inner,handler" {
 		t.Fatalf("order %v", order)
 	}
-	if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), `"message_id":"m-7"`) || !strings.Contains(logs.String(), "boom") {
-		t.Fatalf("log: %s", logs.String())
+	if logs.Len() != 0 { // the failure is the consumer's to log
+		t.Fatalf("Logging logged a failure: %s", logs.String())
 	}
 
 	synctest.Test(t, func(t *testing.T) {
@@ -402,4 +402,87 @@ func TestRouterRefusesDuplicateRoutes(t *testing.T) {
 	}
 	// A topic router's name and ARN are different keys: both may be routed.
 	sqsconsumer.NewTopicRouter().Route("orders", first).Route("arn:aws:sns:eu-west-1:123456789012:orders", second)
+}
+
+// traceHandler adds the ctx's trace value to each record, as a tracing slog.Handler would.
+type traceHandler struct{ slog.Handler }
+
+type traceKey struct{}
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if v, ok := ctx.Value(traceKey{}).(string); ok {
+		r.AddAttrs(slog.String("trace", v))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// Logging logs successes at Debug through the handler's ctx and leaves failures to the
+// consumer, which logs each failed handler at Warn: under a consumer a failure is logged once,
+// not once by the middleware and again by the consumer.
+func TestLoggingLeavesFailuresToTheConsumer(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(traceHandler{slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	fail := errors.New("refund service down")
+	h := sqsconsumer.Logging(logger)(func(ctx context.Context, m *sqsconsumer.Message) error {
+		if *m.Body == "bad" {
+			return fail
+		}
+		return nil
+	})
+	m := &sqsconsumer.Message{}
+	m.MessageId, m.Body = aws.String("m-1"), aws.String("good")
+	ctx := context.WithValue(context.Background(), traceKey{}, "t-42")
+	if err := h(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	line := logs.String()
+	for _, want := range []string{`"level":"DEBUG"`, `"message_id":"m-1"`, `"duration":`, `"trace":"t-42"`} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("success log lacks %s: %s", want, line)
+		}
+	}
+	logs.Reset()
+	m.Body = aws.String("bad")
+	if err := h(ctx, m); err != fail {
+		t.Fatalf("the error must pass through as it is: %v", err)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("Logging logged a failure: %s", logs.String())
+	}
+
+	// Under a consumer sharing the logger: one Warn line for the failure.
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		logger := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String("bad")})
+		c, _ := sqsconsumer.New(s, url, sqsconsumer.Chain(func(ctx context.Context, m *sqsconsumer.Message) error {
+			return fail
+		}, sqsconsumer.Logging(logger)), sqsconsumer.WithLogger(logger), sqsconsumer.WithWaitTime(time.Second),
+			sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }))
+		stop := running(t, c)
+		advance(5 * time.Second)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := strings.Count(logs.String(), "refund service down"); n != 1 {
+			t.Fatalf("the failure was logged %d times, want once:\n%s", n, logs.String())
+		}
+	})
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
