@@ -65,8 +65,8 @@ func Timeout(d time.Duration) Middleware {
 // duration as attributes, through the handler's ctx (so a ctx-aware slog.Handler can add trace
 // ids). It does not log failures: the error goes back to the consumer, which logs every failed
 // handler itself at level Warn (see WithLogger) and decides what becomes of the message, so a
-// failure is logged once, where it is handled. A handler called outside a consumer logs its
-// own errors.
+// failure is logged once, where it is handled. Outside a consumer, whoever calls the handler
+// logs the error it returns.
 func Logging(l *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
