@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sqsconsumer/sqsconsumer/envelope"
+	"github.com/sqsconsumer/sqsconsumer/internal/strictjson"
 )
 
 // Middleware wraps a Handler with behaviour of its own.
@@ -60,31 +61,33 @@ func Timeout(d time.Duration) Middleware {
 	}
 }
 
-// Logging logs every outcome with l: a success at level Debug, a failure at level Warn, with
-// the message id, receive count, duration and error as attributes.
+// Logging logs each success with l at level Debug, with the message id, receive count and
+// duration as attributes, through the handler's ctx (so a ctx-aware slog.Handler can add trace
+// ids). It does not log failures: the error goes back to the consumer, which logs every failed
+// handler itself at level Warn (see WithLogger) and decides what becomes of the message, so a
+// failure is logged once, where it is handled. Outside a consumer, whoever calls the handler
+// logs the error it returns.
 func Logging(l *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, m *Message) error {
 			start := time.Now()
 			err := next(ctx, m)
-			attrs := []slog.Attr{
-				slog.String("message_id", m.id()),
-				slog.Int("receive_count", m.ReceiveCount()),
-				slog.Duration("duration", time.Since(start)),
-			}
-			if err != nil {
-				l.LogAttrs(ctx, slog.LevelWarn, "sqsconsumer: handler failed", append(attrs, slog.Any("error", err))...)
-			} else {
-				l.LogAttrs(ctx, slog.LevelDebug, "sqsconsumer: handled", attrs...)
+			if err == nil && l.Enabled(ctx, slog.LevelDebug) {
+				l.LogAttrs(ctx, slog.LevelDebug, "sqsconsumer: handled",
+					slog.String("message_id", m.id()),
+					slog.Int("receive_count", m.ReceiveCount()),
+					slog.Duration("duration", time.Since(start)))
 			}
 			return err
 		}
 	}
 }
 
-// DecodeError is the outcome of a body that JSON could not decode. It is retried like any
-// error, so with a redrive policy a malformed message ends in the dead-letter queue; it is
-// never deleted unhandled.
+// DecodeError is the outcome of a body that JSON could not decode: the message's own fault,
+// not the handler's. It is retried like any error (after the backoff policy's delay, so it
+// does not loop hot), so with a redrive policy a malformed message ends in the dead-letter
+// queue; it is never deleted unhandled. A handler may return one too, for a payload that
+// decoded but is not valid (a required field missing).
 type DecodeError struct {
 	MessageID string
 	Err       error
@@ -97,16 +100,42 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the decoder's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
+// JSONOption configures JSON.
+type JSONOption func(*jsonSettings)
+
+type jsonSettings struct {
+	strict bool
+}
+
+// StrictJSON makes JSON refuse a payload of the wrong shape, which encoding/json would decode
+// into zero values and let the handler act on: a field T has no place for (at any depth) and
+// a null payload are then *DecodeErrors too. It refuses fields a newer producer added as well,
+// so roll such changes out to consumers first. Missing fields cannot be told from zero values
+// by encoding/json; check them in the handler and return a *DecodeError.
+func StrictJSON() JSONOption {
+	return func(s *jsonSettings) { s.strict = true }
+}
+
 // JSON returns a Handler that decodes the message's payload into a T and calls f with it.
 // The payload is the body, or what an SNS or EventBridge envelope wraps when Unwrap runs
-// before it. Unknown fields are allowed; a payload that does not decode is a *DecodeError.
-func JSON[T any](f func(ctx context.Context, m *Message, v T) error) Handler {
+// before it. A payload that does not decode (bad syntax, a value of the wrong type, data after
+// the JSON value) is a *DecodeError and f is not called. Unknown fields are ignored and null
+// decodes to T's zero value unless StrictJSON is given.
+func JSON[T any](f func(ctx context.Context, m *Message, v T) error, opts ...JSONOption) Handler {
+	var s jsonSettings
+	for _, o := range opts {
+		o(&s)
+	}
+	unmarshal := json.Unmarshal
+	if s.strict {
+		unmarshal = strictjson.Unmarshal
+	}
 	return func(ctx context.Context, m *Message) error {
 		var v T
 		if m.Body == nil {
 			return &DecodeError{MessageID: m.id(), Err: errors.New("no body")}
 		}
-		if err := json.Unmarshal([]byte(*m.Body), &v); err != nil {
+		if err := unmarshal([]byte(*m.Body), &v); err != nil {
 			return &DecodeError{MessageID: m.id(), Err: err}
 		}
 		return f(ctx, m, v)

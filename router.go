@@ -64,7 +64,8 @@ func ByFunc(f func(m *Message) string) RouteKey {
 }
 
 // Router dispatches each message to the handler registered for its key. Register routes
-// before the consumer runs; a Router is safe for concurrent use once it does.
+// before the consumer runs (Route is not safe for concurrent use); Handle is then safe for
+// concurrent use.
 type Router struct {
 	key      RouteKey
 	topics   bool // keys are topic ARNs: fall back to the topic's name
@@ -85,8 +86,17 @@ func NewTopicRouter() *Router {
 	return r
 }
 
-// Route registers h for key, replacing any handler registered before, and returns r.
+// Route registers h for key and returns r. Like http.ServeMux, it panics when key already has
+// a route or h is nil: a second registration is a programming error, and letting it replace
+// the first would send the first's messages to the wrong handler. Routes are set up before the
+// consumer runs; Route must not be called concurrently with Handle or with itself.
 func (r *Router) Route(key string, h Handler) *Router {
+	if h == nil {
+		panic(fmt.Sprintf("sqsconsumer: Router.Route(%q): nil handler", key))
+	}
+	if _, dup := r.routes[key]; dup {
+		panic(fmt.Sprintf("sqsconsumer: Router.Route(%q): key already routed", key))
+	}
 	r.routes[key] = h
 	return r
 }

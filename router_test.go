@@ -194,6 +194,110 @@ func TestJSONDecodeErrors(t *testing.T) {
 	}
 }
 
+// JSON ignores what encoding/json ignores; StrictJSON turns a payload of the wrong shape into a
+// *DecodeError before the handler runs. Bad syntax, a wrong type and trailing data are
+// DecodeErrors either way.
+func TestJSONStrictDecoding(t *testing.T) {
+	type order struct {
+		ID    int `json:"id"`
+		Items []struct {
+			SKU string `json:"sku"`
+		} `json:"items"`
+	}
+	for _, tc := range []struct {
+		name, body    string
+		loose, strict bool // handled (true) or a DecodeError
+	}{
+		{"exact", `{"id":1,"items":[{"sku":"a"}]}`, true, true},
+		{"missing fields", `{}`, true, true},
+		{"unknown field", `{"id":1,"note":"x"}`, true, false},
+		{"unknown nested field", `{"id":1,"items":[{"sku":"a","qty":2}]}`, true, false},
+		{"another type's payload", `{"refund":9,"reason":"late"}`, true, false},
+		{"null", `null`, true, false},
+		{"wrong type", `{"id":"one"}`, false, false},
+		{"array", `[{"id":1}]`, false, false},
+		{"trailing data", `{"id":1} {"id":2}`, false, false},
+		{"empty", ``, false, false},
+	} {
+		for _, strict := range []bool{false, true} {
+			var opts []sqsconsumer.JSONOption
+			want := tc.loose
+			if strict {
+				opts, want = append(opts, sqsconsumer.StrictJSON()), tc.strict
+			}
+			called := false
+			h := sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, o order) error {
+				called = true
+				return nil
+			}, opts...)
+			m := &sqsconsumer.Message{}
+			m.MessageId, m.Body = aws.String("m-1"), aws.String(tc.body)
+			err := h(context.Background(), m)
+			var de *sqsconsumer.DecodeError
+			if want && (err != nil || !called) || !want && (!errors.As(err, &de) || de.MessageID != "m-1" || called) {
+				t.Errorf("%s, strict %v: err %v, handler called %v", tc.name, strict, err, called)
+			}
+		}
+	}
+}
+
+// A payload StrictJSON refuses is the message's own fault: never handled, retried after the
+// backoff policy's delays (no hot loop), and moved to the dead-letter queue by the redrive
+// policy, while good messages are handled.
+func TestJSONStrictPoisonMessageIsDeadLettered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		s.MustCreateQueue("dlq", nil)
+		url := s.MustCreateQueue("q", map[string]string{
+			"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"3"}`,
+		})
+		ctx := context.Background()
+		for _, body := range []string{`{"id":1}`, `{"id":2,"amount":5}`, `{"id":3}`} {
+			if _, err := s.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		var handled []int
+		var decodeTimes []time.Time
+		h := sqsconsumer.JSON(func(ctx context.Context, m *sqsconsumer.Message, v struct{ ID int }) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled = append(handled, v.ID)
+			return nil
+		}, sqsconsumer.StrictJSON())
+		c, _ := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+			err := h(ctx, m)
+			if _, ok := errors.AsType[*sqsconsumer.DecodeError](err); ok {
+				mu.Lock()
+				decodeTimes = append(decodeTimes, time.Now())
+				mu.Unlock()
+			}
+			return err
+		}, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithBackoff(func(n int) time.Duration { return time.Duration(n) * 10 * time.Second }), quiet)
+		stop := running(t, c)
+		advance(2 * time.Minute)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(handled)
+		if !slices.Equal(handled, []int{1, 3}) {
+			t.Fatalf("handled %v", handled)
+		}
+		if len(decodeTimes) != 3 {
+			t.Fatalf("the poison message failed %d times, want maxReceiveCount 3", len(decodeTimes))
+		}
+		for i := 1; i < len(decodeTimes); i++ {
+			if gap := decodeTimes[i].Sub(decodeTimes[i-1]); gap < time.Duration(i)*10*time.Second {
+				t.Fatalf("retry %d came %v after the previous try, before its backoff", i, gap)
+			}
+		}
+		if st, _ := s.Stats(url); st.MovedToDLQ != 1 || st.Deleted != 2 {
+			t.Fatalf("queue %+v: the poison message must be dead-lettered, the rest deleted", st)
+		}
+	})
+}
+
 func TestMiddlewareChainRecoverTimeoutLogging(t *testing.T) {
 	var order []string
 	mark := func(name string) sqsconsumer.Middleware {
@@ -220,8 +324,8 @@ func TestMiddlewareChainRecoverTimeoutLogging(t *testing.T) {
 	if strings.Join(order, ",") != "outer,inner,handler" {
 		t.Fatalf("order %v", order)
 	}
-	if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), `"message_id":"m-7"`) || !strings.Contains(logs.String(), "boom") {
-		t.Fatalf("log: %s", logs.String())
+	if logs.Len() != 0 { // the failure is the consumer's to log
+		t.Fatalf("Logging logged a failure: %s", logs.String())
 	}
 
 	synctest.Test(t, func(t *testing.T) {
@@ -270,4 +374,115 @@ func TestUnwrapGuardsRefuseBodiesThatAreNotNotifications(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A second route for a key, or a nil handler, panics at registration (as http.ServeMux does)
+// instead of silently sending the first route's messages to the second handler.
+func TestRouterRefusesDuplicateRoutes(t *testing.T) {
+	first := func(ctx context.Context, m *sqsconsumer.Message) error { return nil }
+	second := func(ctx context.Context, m *sqsconsumer.Message) error { return errors.New("wrong handler") }
+	mustPanic := func(name, want string, f func()) {
+		t.Helper()
+		defer func() {
+			v := recover()
+			if s, ok := v.(string); !ok || !strings.Contains(s, want) {
+				t.Fatalf("%s: recovered %v, want a panic mentioning %q", name, v, want)
+			}
+		}()
+		f()
+	}
+	r := sqsconsumer.NewRouter(sqsconsumer.ByAttribute("type")).Route("orders", first)
+	mustPanic("duplicate", `Route("orders"): key already routed`, func() { r.Route("orders", second) })
+	mustPanic("nil handler", "nil handler", func() { r.Route("refunds", nil) })
+
+	m := &sqsconsumer.Message{}
+	m.MessageAttributes = map[string]types.MessageAttributeValue{"type": {DataType: aws.String("String"), StringValue: aws.String("orders")}}
+	if err := r.Handle(context.Background(), m); err != nil {
+		t.Fatalf("the first route must stay: %v", err)
+	}
+	// A topic router's name and ARN are different keys: both may be routed.
+	sqsconsumer.NewTopicRouter().Route("orders", first).Route("arn:aws:sns:eu-west-1:123456789012:orders", second)
+}
+
+// traceHandler adds the ctx's trace value to each record, as a tracing slog.Handler would.
+type traceHandler struct{ slog.Handler }
+
+type traceKey struct{}
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if v, ok := ctx.Value(traceKey{}).(string); ok {
+		r.AddAttrs(slog.String("trace", v))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// Logging logs successes at Debug through the handler's ctx and leaves failures to the
+// consumer, which logs each failed handler at Warn: under a consumer a failure is logged once,
+// not once by the middleware and again by the consumer.
+func TestLoggingLeavesFailuresToTheConsumer(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(traceHandler{slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	fail := errors.New("refund service down")
+	h := sqsconsumer.Logging(logger)(func(ctx context.Context, m *sqsconsumer.Message) error {
+		if *m.Body == "bad" {
+			return fail
+		}
+		return nil
+	})
+	m := &sqsconsumer.Message{}
+	m.MessageId, m.Body = aws.String("m-1"), aws.String("good")
+	ctx := context.WithValue(context.Background(), traceKey{}, "t-42")
+	if err := h(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	line := logs.String()
+	for _, want := range []string{`"level":"DEBUG"`, `"message_id":"m-1"`, `"duration":`, `"trace":"t-42"`} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("success log lacks %s: %s", want, line)
+		}
+	}
+	logs.Reset()
+	m.Body = aws.String("bad")
+	if err := h(ctx, m); err != fail {
+		t.Fatalf("the error must pass through as it is: %v", err)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("Logging logged a failure: %s", logs.String())
+	}
+
+	// Under a consumer sharing the logger: one Warn line for the failure.
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		logger := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String("bad")})
+		c, _ := sqsconsumer.New(s, url, sqsconsumer.Chain(func(ctx context.Context, m *sqsconsumer.Message) error {
+			return fail
+		}, sqsconsumer.Logging(logger)), sqsconsumer.WithLogger(logger), sqsconsumer.WithWaitTime(time.Second),
+			sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }))
+		stop := running(t, c)
+		advance(5 * time.Second)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := strings.Count(logs.String(), "refund service down"); n != 1 {
+			t.Fatalf("the failure was logged %d times, want once:\n%s", n, logs.String())
+		}
+	})
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -29,7 +29,7 @@ func Example() {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	r := jobs.NewRegistry(nil)
-	jobs.Register(r, "resize", func(ctx context.Context, job Resize, m *sqsconsumer.Message) error {
+	jobs.Register(r, "resize", func(ctx context.Context, m *sqsconsumer.Message, job Resize) error {
 		fmt.Println("resize", job.Image, "to", job.Width)
 		cancel()
 		return nil

@@ -8,12 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/internal/strictjson"
 	"github.com/sqsconsumer/sqsconsumer/producer"
 )
 
@@ -39,14 +43,29 @@ func (JSON) Marshal(v any) (string, error) {
 	return string(b), err
 }
 
-// Unmarshal decodes JSON into v.
+// Unmarshal decodes JSON into v. Fields v has no place for are ignored, and null leaves v as
+// it is; StrictJSON refuses both.
 func (JSON) Unmarshal(body string, v any) error { return json.Unmarshal([]byte(body), v) }
 
-// Registry dispatches messages to typed handlers by job name. Register handlers before the
-// consumer runs; Handle is then safe for concurrent use.
+// StrictJSON is the JSON codec refusing a payload of the wrong shape: a field the payload type
+// has no place for (at any depth), a null payload, or data after the JSON value is a decode
+// error, so the job is retried and dead-lettered instead of handled as zero values. It refuses
+// fields a newer producer added too: roll such changes out to consumers first.
+type StrictJSON struct{}
+
+// Marshal encodes v as JSON.
+func (StrictJSON) Marshal(v any) (string, error) { return JSON{}.Marshal(v) }
+
+// Unmarshal decodes JSON into v, refusing a payload of the wrong shape.
+func (StrictJSON) Unmarshal(body string, v any) error { return strictjson.Unmarshal([]byte(body), v) }
+
+// Registry dispatches messages to typed handlers by job name. It is safe for concurrent use:
+// Register may be called while Handle runs (a handler registered late serves the messages that
+// arrive after it).
 type Registry struct {
 	codec    Codec
-	handlers map[string]sqsconsumer.Handler
+	mu       sync.Mutex                                     // serialises Register
+	handlers atomic.Pointer[map[string]sqsconsumer.Handler] // copied on write: Handle takes no lock
 }
 
 // NewRegistry returns an empty registry using codec (nil: JSON).
@@ -54,19 +73,41 @@ func NewRegistry(codec Codec) *Registry {
 	if codec == nil {
 		codec = JSON{}
 	}
-	return &Registry{codec: codec, handlers: map[string]sqsconsumer.Handler{}}
+	r := &Registry{codec: codec}
+	r.handlers.Store(&map[string]sqsconsumer.Handler{})
+	return r
 }
 
-// Register adds the handler of the job called name, whose payload is a T. A payload that does
-// not decode is a *sqsconsumer.DecodeError (retried, then dead-lettered).
-func Register[T any](r *Registry, name string, h func(ctx context.Context, payload T, m *sqsconsumer.Message) error) {
-	r.handlers[name] = func(ctx context.Context, m *sqsconsumer.Message) error {
+// Register adds h as the handler of the job called name, whose payload is a T; h receives the
+// message and the decoded payload in the order sqsconsumer.JSON uses. A payload that does not
+// decode is a *sqsconsumer.DecodeError (retried, then dead-lettered).
+//
+// Like http.ServeMux, Register panics when name already has a handler or h is nil: replacing
+// the first handler would have the second one handle (and delete) the first one's jobs.
+func Register[T any](r *Registry, name string, h func(ctx context.Context, m *sqsconsumer.Message, payload T) error) {
+	if h == nil {
+		panic(fmt.Sprintf("jobs: Register(%q): nil handler", name))
+	}
+	r.add(name, func(ctx context.Context, m *sqsconsumer.Message) error {
 		var v T
 		if err := r.codec.Unmarshal(aws.ToString(m.Body), &v); err != nil {
 			return &sqsconsumer.DecodeError{MessageID: aws.ToString(m.MessageId), Err: err}
 		}
-		return h(ctx, v, m)
+		return h(ctx, m, v)
+	})
+}
+
+// add publishes a copy of the handlers with name added; it panics if name is taken.
+func (r *Registry) add(name string, h sqsconsumer.Handler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.handlers.Load()
+	if _, dup := old[name]; dup {
+		panic(fmt.Sprintf("jobs: Register(%q): job already registered", name))
 	}
+	next := maps.Clone(old)
+	next[name] = h
+	r.handlers.Store(&next)
 }
 
 // Handle is the registry as a sqsconsumer.Handler.
@@ -75,7 +116,7 @@ func (r *Registry) Handle(ctx context.Context, m *sqsconsumer.Message) error {
 	if a, ok := m.MessageAttributes[NameAttribute]; ok {
 		name = aws.ToString(a.StringValue)
 	}
-	h, ok := r.handlers[name]
+	h, ok := (*r.handlers.Load())[name]
 	if !ok {
 		return fmt.Errorf("%w %q (message %s)", ErrUnknownJob, name, aws.ToString(m.MessageId))
 	}

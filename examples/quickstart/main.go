@@ -1,9 +1,18 @@
 // Command quickstart consumes a queue with sqsconsumer and prints its progress and a summary.
 //
 // With no flags it needs no AWS account: it creates an in-memory queue (sqstest), sends a few
-// hundred messages to it, and consumes them:
+// hundred orders to it with the library's producer, and consumes them:
 //
 //	go run ./examples/quickstart
+//
+// Some failures are deliberate: every 25th order (-fail-every) fails on its first try, to show
+// a retry. The consumer logs each such failure at WARN, and the order comes back a second
+// later and succeeds. Each order carries a number of units; the summary's "units" is their sum
+// over the orders handled, a checksum that shows every order was counted exactly once (the
+// orders sent hold 1 to 5 units each, so 300 orders hold 900 units).
+//
+// The first Ctrl-C stops receiving and lets the orders in hand finish; a second one exits at
+// once.
 //
 // Point it at a real SQS queue, or at an emulator, with -queue-url (and -endpoint for an
 // emulator); credentials and region come from the usual AWS environment variables and files.
@@ -19,10 +28,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,10 +40,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/pool"
+	"github.com/sqsconsumer/sqsconsumer/producer"
 	"github.com/sqsconsumer/sqsconsumer/semaphore"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
 )
@@ -46,19 +55,33 @@ type Order struct {
 	Units int    `json:"units"`
 }
 
-// client is what the example needs of SQS: the consumer's calls plus sending.
+// client is what the example needs of SQS: the consumer's calls plus the producer's.
 type client interface {
 	sqsconsumer.Client
-	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	producer.Client
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := shutdownContext(os.Stderr)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
+}
+
+// shutdownContext returns a context cancelled by the first SIGINT or SIGTERM. That signal
+// starts a graceful shutdown; stop is then called at once, which restores the default
+// handling, so a second signal ends the process without waiting for the shutdown.
+func shutdownContext(w io.Writer) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, func() {
+		stop()
+		if context.Cause(ctx) != context.Canceled { // a signal, not stop
+			fmt.Fprintf(w, "%v: finishing the messages in hand; signal again to exit at once\n", context.Cause(ctx))
+		}
+	})
+	return ctx, stop
 }
 
 // settings is what the command line and environment say.
@@ -80,7 +103,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (*s
 	fs.BoolVar(&c.send, "send", false, "with -queue-url: send -n messages before consuming")
 	fs.IntVar(&c.concurrency, "concurrency", 16, "handlers running at once")
 	fs.StringVar(&c.strategy, "strategy", "pool", "worker strategy: pool or semaphore")
-	fs.IntVar(&c.failEvery, "fail-every", 25, "make every Nth message fail once, to show retries (0: never)")
+	fs.IntVar(&c.failEvery, "fail-every", 25, "make every Nth message fail once on purpose, to show a retry (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -136,11 +159,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		})
 		fmt.Fprintf(out, "queue %s\n", *queueURL)
 	}
+	sentUnits := -1 // unknown: the queue had its messages already
 	if *send {
-		if err := sendOrders(ctx, c, *queueURL, *n); err != nil {
+		if sentUnits, err = sendOrders(ctx, c, *queueURL, *n); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "sent %d messages\n", *n)
+		fmt.Fprintf(out, "sent %d orders (%d units) with the producer\n", *n, sentUnits)
+	}
+	if *failEvery > 0 {
+		fmt.Fprintf(out, "every %s order fails on its first try, on purpose (-fail-every %d): the WARN lines below are those failures, each retried a second later\n",
+			ordinal(*failEvery), *failEvery)
 	}
 
 	factory := pool.Factory()
@@ -156,7 +184,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("message %s: malformed body: %w", *m.MessageId, err)
 		}
 		if *failEvery > 0 && o.ID%*failEvery == 0 && m.ReceiveCount() == 1 {
-			return sqsconsumer.RetryAfter(time.Second, errors.New("simulated transient failure"))
+			return sqsconsumer.RetryAfter(time.Second, errors.New("deliberate failure to show a retry (-fail-every)"))
 		}
 		select { // simulated work
 		case <-time.After(time.Duration(1+rand.IntN(20)) * time.Millisecond):
@@ -177,6 +205,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		sqsconsumer.WithConcurrency(*concurrency),
 		sqsconsumer.WithStrategy(factory),
 		sqsconsumer.WithWaitTime(waitTime),
+		// The consumer's log (failed handlers at WARN) interleaved with the progress lines.
+		sqsconsumer.WithLogger(slog.New(slog.NewTextHandler(out, nil))),
 	)
 	if err != nil {
 		return err
@@ -197,30 +227,60 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	r := consumer.Report()
 	elapsed := time.Since(start)
-	fmt.Fprintf(out, "done in %v: received %d, succeeded %d, failed (retried) %d, released %d, acked %d, units %d\n",
-		elapsed.Round(time.Millisecond), r.Received, r.Succeeded, r.Failed, r.Released, r.Acked, units.Load())
+	fmt.Fprintf(out, "done in %v: received %d, succeeded %d, failed (retried) %d, released %d, acked %d\n",
+		elapsed.Round(time.Millisecond), r.Received, r.Succeeded, r.Failed, r.Released, r.Acked)
+	switch {
+	case sentUnits < 0:
+		fmt.Fprintf(out, "units %d: the sum of the handled orders' units\n", units.Load())
+	case units.Load() == int64(sentUnits) && handled.Load() == int64(*n):
+		fmt.Fprintf(out, "units %d of %d sent: every order handled exactly once\n", units.Load(), sentUnits)
+	default:
+		fmt.Fprintf(out, "units %d of %d sent: %d of %d orders handled (stopped early)\n", units.Load(), sentUnits, handled.Load(), *n)
+	}
 	fmt.Fprintf(out, "API calls: %d receives (%d empty), %.1f messages per receive\n",
 		r.Receives, r.EmptyReceives, float64(r.Received)/float64(max(r.Receives, 1)))
 	return nil
 }
 
-func sendOrders(ctx context.Context, c client, url string, n int) error {
+// sendOrders sends n orders through the library's producer, which batches them into
+// SendMessageBatch requests of 10 and retries what SQS says may succeed later, and returns the
+// units they hold.
+func sendOrders(ctx context.Context, c client, url string, n int) (units int, err error) {
+	p, err := producer.New(c, url)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close(ctx)
 	items := []string{"apples", "pears", "plums", "figs"}
-	for i := 0; i < n; i += 10 {
-		var entries []types.SendMessageBatchRequestEntry
-		for j := i; j < min(i+10, n); j++ {
-			body, _ := json.Marshal(Order{ID: j + 1, Item: items[j%len(items)], Units: 1 + j%5})
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j - i)), MessageBody: aws.String(string(body))})
-		}
-		out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
-		if err != nil {
-			return fmt.Errorf("send: %w", err)
-		}
-		if len(out.Failed) > 0 {
-			return fmt.Errorf("send: %d entries failed, first: %s", len(out.Failed), aws.ToString(out.Failed[0].Message))
+	msgs := make([]producer.Message, n)
+	for i := range msgs {
+		o := Order{ID: i + 1, Item: items[i%len(items)], Units: 1 + i%5}
+		body, _ := json.Marshal(o)
+		msgs[i] = producer.Message{Body: string(body)}
+		units += o.Units
+	}
+	for i, r := range p.SendBatch(ctx, msgs) {
+		if r.Err != nil {
+			return 0, fmt.Errorf("send order %d: %w", i+1, r.Err)
 		}
 	}
-	return nil
+	return units, p.Close(ctx)
+}
+
+// ordinal spells n as "25th", "2nd", ...
+func ordinal(n int) string {
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
 }
 
 // syncWriter serialises writes to w.
