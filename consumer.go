@@ -41,7 +41,8 @@ type Consumer struct {
 // the wait time (WithWaitTime) plus 5 s can return. New starts no goroutine and makes no call.
 //
 // A queue whose URL ends in ".fifo" is a FIFO queue: messages of one MessageGroupId are handled
-// one at a time in received order, groups in parallel, and acks are sent at once.
+// one at a time in received order, groups in parallel, and acks are sent without waiting for
+// a batch to fill (see WithAckFlushInterval).
 func New(client Client, queueURL string, h Handler, opts ...Option) (*Consumer, error) {
 	s, err := applyOptions(opts)
 	if err != nil {

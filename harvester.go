@@ -85,7 +85,11 @@ type harvesterConfig struct {
 }
 
 // harvester collects deletes and visibility changes into batches of up to size entries, sent
-// when full or interval after the first entry waits (at once when interval is 0). Calls run on
+// when full or interval after the first entry waits. With interval 0 (FIFO queues) a batch is
+// sent as soon as no call of its kind is on its first attempt, else as soon as one comes back:
+// what arrives during a round trip shares the next call, so a busy FIFO queue sends full
+// batches instead of one call per message, and a message waits at most about one round trip
+// longer (the first attempt of the call before it). Calls run on
 // their own goroutines, at most maxAckSendsOpen at once. An entry that SQS failed as the
 // sender's fault is settled as failed; any other failure (a failed call, SQS's fault, an entry
 // the response does not mention) is retried with backoff for as long as keep says the message
@@ -101,12 +105,17 @@ type harvester struct {
 	ctx     context.Context // of every call and pause; ends at stop
 	cancel  context.CancelFunc
 	closing atomic.Bool
+	// open counts the calls of each kind whose first attempt has not come back (interval 0);
+	// answered wakes run when one does.
+	open     [2]atomic.Int32
+	answered chan struct{}
 }
 
 func newHarvester(cfg harvesterConfig) *harvester {
 	h := &harvester{
 		cfg: cfg,
 		in:  make(chan ackReq), done: make(chan struct{}), slots: make(chan struct{}, maxAckSendsOpen),
+		answered: make(chan struct{}, 1),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h
@@ -154,6 +163,14 @@ func (h *harvester) run() {
 			armed = false
 		}
 	}
+	// flushIdle sends what waits of each kind no call of which is on its first attempt.
+	flushIdle := func() {
+		for _, k := range []ackKind{ackDelete, ackVisibility} {
+			if h.open[k].Load() == 0 {
+				flush(k)
+			}
+		}
+	}
 	for {
 		select {
 		case r, ok := <-h.in:
@@ -168,7 +185,7 @@ func (h *harvester) run() {
 			}
 			if h.cfg.interval == 0 {
 				h.drainInto(&pending, flush)
-				flushAll()
+				flushIdle()
 				continue
 			}
 			if !armed && len(pending[ackDelete])+len(pending[ackVisibility]) > 0 {
@@ -178,6 +195,8 @@ func (h *harvester) run() {
 		case <-timer.C:
 			armed = false
 			flushAll()
+		case <-h.answered:
+			flushIdle()
 		}
 	}
 }
@@ -204,11 +223,21 @@ func (h *harvester) drainInto(pending *[2][]ackReq, flush func(ackKind)) {
 
 func (h *harvester) send(k ackKind, batch []ackReq) {
 	h.slots <- struct{}{}
+	h.open[k].Add(1)
 	h.sends.Add(1)
 	go func() {
 		defer func() { <-h.slots; h.sends.Done() }()
 		h.deliver(k, batch)
 	}()
+}
+
+// firstAnswered counts the first attempt of a call of kind k as come back, and wakes run.
+func (h *harvester) firstAnswered(k ackKind) {
+	h.open[k].Add(-1)
+	select {
+	case h.answered <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 }
 
 // deliver sends one batch, retrying what may succeed later while the messages are ours, and
@@ -223,6 +252,21 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 		send = sqsbatch.ChangeVisibility(h.cfg.client, h.cfg.queueURL, func(i int) (*string, int32) { return batch[i].handle, batch[i].seconds },
 			func() { h.cfg.requested(opVisibility) })
 	}
+	first := true
+	attempt := send
+	send = func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
+		resp, err := attempt(ctx, idx)
+		if first {
+			first = false
+			h.firstAnswered(k)
+		}
+		return resp, err
+	}
+	defer func() {
+		if first { // settled without a call (stopped before it)
+			h.firstAnswered(k)
+		}
+	}()
 	policy := sqsbatch.Policy{Backoff: ackRetry, Timeout: ackCallTimeout, Permanent: permanent, Ctx: h.ctx}
 	if h.cfg.keep != nil {
 		policy.Keep = func(i int) error { return h.cfg.keep(batch[i]) }

@@ -2,11 +2,15 @@ package sqsconsumer_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
@@ -131,6 +135,55 @@ func TestShutdownWhilePollersWaitForThePacer(t *testing.T) {
 		r := checkReportAddsUp(t, c)
 		if r.Received > 4+16 {
 			t.Errorf("received %d with 4 stuck handlers; want at most the capacity (4 + a room of 16)", r.Received)
+		}
+	})
+}
+
+func TestFIFODeletesShareCallsUnderLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A FIFO queue with 100 groups, 10 ms handlers at concurrency 32, a 15 ms round trip:
+		// deletes are sent at once (a group stays locked until its delete lands), but those
+		// that arrive while a call is out share the next one.
+		s := sqstest.New()
+		url := s.MustCreateQueue("q.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+		const n = 2000
+		for i := range n {
+			g := fmt.Sprintf("g%02d", i%100)
+			if _, err := s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprintf("%s-%04d", g, i)), MessageGroupId: aws.String(g)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		last := map[string]string{}
+		var done atomic.Int64
+		all := make(chan struct{})
+		c, err := sqsconsumer.New(roundTrip{s, 15 * time.Millisecond}, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+			g := m.Attributes["MessageGroupId"]
+			mu.Lock()
+			if prev := last[g]; prev >= *m.Body {
+				t.Errorf("group %s: %s after %s", g, *m.Body, prev)
+			}
+			last[g] = *m.Body
+			mu.Unlock()
+			advance(10 * time.Millisecond)
+			if done.Add(1) == n {
+				close(all)
+			}
+			return nil
+		}, sqsconsumer.WithConcurrency(32), sqsconsumer.WithWaitTime(time.Second), quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := running(t, c)
+		<-all
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		r := checkReportAddsUp(t, c)
+		deletes := s.Calls("DeleteMessageBatch")
+		t.Logf("%.3f requests per message, %d delete calls for %d messages", r.RequestsPerMessage, deletes, n)
+		if r.RequestsPerMessage > 0.25 {
+			t.Errorf("%.3f requests per message (%d delete calls for %d messages); want <= 0.25", r.RequestsPerMessage, deletes, n)
 		}
 	})
 }
