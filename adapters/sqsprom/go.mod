@@ -1,4 +1,4 @@
-module github.com/sqsconsumer/sqsconsumer/adapters/prometheus
+module github.com/sqsconsumer/sqsconsumer/adapters/sqsprom
 
 go 1.26.0
 

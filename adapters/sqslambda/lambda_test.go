@@ -1,4 +1,4 @@
-package lambda_test
+package sqslambda_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/sqsconsumer/sqsconsumer"
-	sqslambda "github.com/sqsconsumer/sqsconsumer/adapters/lambda"
+	"github.com/sqsconsumer/sqsconsumer/adapters/sqslambda"
 )
 
 func event(arn string, n int) events.SQSEvent {

@@ -1,10 +1,10 @@
-// Package lambda runs an sqsconsumer.Handler in AWS Lambda behind an SQS event source mapping
+// Package sqslambda runs an sqsconsumer.Handler in AWS Lambda behind an SQS event source mapping
 // with ReportBatchItemFailures, so a service can move between Lambda and a long-running
 // consumer without changing its handler. It is its own module, so the library never depends on
 // aws-lambda-go.
 //
 //	lambda.Start(sqslambda.Handler(handler, sqslambda.WithConcurrency(8)))
-package lambda
+package sqslambda
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-module github.com/sqsconsumer/sqsconsumer/adapters/lambda
+module github.com/sqsconsumer/sqsconsumer/adapters/sqslambda
 
 go 1.26.0
 

@@ -1,4 +1,4 @@
-module github.com/sqsconsumer/sqsconsumer/adapters/otel
+module github.com/sqsconsumer/sqsconsumer/adapters/sqsotel
 
 go 1.26.0
 
