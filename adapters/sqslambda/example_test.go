@@ -14,18 +14,23 @@ import (
 // A Lambda function's main passes the handler to lambda.Start (from
 // github.com/aws/aws-lambda-go/lambda):
 //
-//	lambda.Start(sqslambda.Handler(handler, sqslambda.WithConcurrency(8)))
+//	lambda.Start(h)
 //
-// Here the handler is called directly with an event such as Lambda sends; only the failed
-// record is reported back, so Lambda deletes the others.
-func ExampleHandler() {
+// Here it is called directly with an event such as Lambda sends; only the failed record is
+// reported back, so Lambda deletes the others.
+func ExampleNew() {
 	handler := func(ctx context.Context, m *sqsconsumer.Message) error {
 		if *m.Body == "pears" {
-			return errors.New("out of pears")
+			fmt.Println("no pears for", m.QueueURL())
+			return errors.New("out of pears") // logged at Warn by slog.Default()
 		}
 		return nil
 	}
-	h := sqslambda.Handler(handler, sqslambda.WithConcurrency(8))
+	h, err := sqslambda.New(handler, sqslambda.WithConcurrency(8))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	var ev events.SQSEvent
 	for i, body := range []string{"apples", "pears", "plums"} {
@@ -40,5 +45,7 @@ func ExampleHandler() {
 	for _, f := range resp.BatchItemFailures {
 		fmt.Println("retry", f.ItemIdentifier)
 	}
-	// Output: retry id-1
+	// Output:
+	// no pears for https://sqs.eu-west-1.amazonaws.com/123456789012/orders
+	// retry id-1
 }
