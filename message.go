@@ -65,6 +65,13 @@ func (m *Message) QueueURL() string { return m.queueURL }
 // ReceivedAt returns when this consumer received the message.
 func (m *Message) ReceivedAt() time.Time { return m.receivedAt }
 
+// NewMessage returns m as the Message a consumer of queueURL would pass its handler, received
+// now, for code that gets messages by other means: the Lambda adapter, a test of a handler.
+// Outside a consumer nothing leases, deletes or retries the message; its caller does.
+func NewMessage(m types.Message, queueURL string) *Message {
+	return &Message{Message: m, receivedAt: time.Now(), queueURL: queueURL, received: m.Body}
+}
+
 // GroupID returns the MessageGroupId system attribute, or "" when there is none.
 func (m *Message) GroupID() string {
 	return m.Attributes[string(types.MessageSystemAttributeNameMessageGroupId)]

@@ -2,11 +2,9 @@ module github.com/sqsconsumer/sqsconsumer/bench/gocdk
 
 go 1.26.0
 
-replace github.com/sqsconsumer/sqsconsumer => ../..
-
 require (
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.10
-	github.com/sqsconsumer/sqsconsumer v0.0.0-00010101000000-000000000000
+	github.com/sqsconsumer/sqsconsumer v0.1.0
 	gocloud.dev v0.47.0
 )
 

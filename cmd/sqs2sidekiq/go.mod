@@ -2,15 +2,13 @@ module github.com/sqsconsumer/sqsconsumer/cmd/sqs2sidekiq
 
 go 1.26.0
 
-replace github.com/sqsconsumer/sqsconsumer => ../..
-
 require (
 	github.com/aws/aws-sdk-go-v2 v1.47.8
 	github.com/aws/aws-sdk-go-v2/config v1.33.15
 	github.com/aws/aws-sdk-go-v2/service/sns v1.47.9
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.11
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/sqsconsumer/sqsconsumer v0.0.0-00010101000000-000000000000
+	github.com/sqsconsumer/sqsconsumer v0.1.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 

@@ -1,19 +1,17 @@
-module github.com/sqsconsumer/sqsconsumer/adapters/prometheus
+module github.com/sqsconsumer/sqsconsumer/adapters/sqsprom
 
 go 1.26.0
 
-replace github.com/sqsconsumer/sqsconsumer => ../..
-
 require (
+	github.com/aws/aws-sdk-go-v2 v1.47.7
+	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.10
 	github.com/prometheus/client_golang v1.25.0
-	github.com/sqsconsumer/sqsconsumer v0.0.0-00010101000000-000000000000
+	github.com/sqsconsumer/sqsconsumer v0.1.0
 )
 
 require (
-	github.com/aws/aws-sdk-go-v2 v1.47.7 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/configsources v1.5.10 // indirect
 	github.com/aws/aws-sdk-go-v2/internal/endpoints/v2 v2.8.10 // indirect
-	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.10 // indirect
 	github.com/aws/smithy-go v1.28.8 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

@@ -1,4 +1,4 @@
-package prometheus_test
+package sqsprom_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sqsconsumer/sqsconsumer"
-	sqsprom "github.com/sqsconsumer/sqsconsumer/adapters/prometheus"
+	"github.com/sqsconsumer/sqsconsumer/adapters/sqsprom"
 	"github.com/sqsconsumer/sqsconsumer/internal/benchkit"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
 )

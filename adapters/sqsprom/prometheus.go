@@ -1,9 +1,10 @@
-// Package prometheus exports an sqsconsumer consumer's activity as Prometheus metrics. It is
-// its own module, so the library never depends on client_golang.
+// Package sqsprom exports an sqsconsumer consumer's activity as Prometheus metrics. It is
+// its own module, so the library never depends on client_golang. Its name is not client_golang's
+// (prometheus), so both import without a rename:
 //
-//	m := prometheus.New(prometheus.DefaultRegisterer)
+//	m := sqsprom.New(prometheus.DefaultRegisterer)
 //	c, err := sqsconsumer.New(client, url, handler, sqsconsumer.WithHooks(m))
-package prometheus
+package sqsprom
 
 import (
 	"context"

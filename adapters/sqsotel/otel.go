@@ -1,11 +1,11 @@
-// Package otel traces and measures an sqsconsumer consumer with OpenTelemetry: a consumer span
+// Package sqsotel traces and measures an sqsconsumer consumer with OpenTelemetry: a consumer span
 // per message, linked to the producer's span through the traceparent message attribute (W3C)
 // or the AWSTraceHeader system attribute (X-Ray), and handler metrics through the OTel metric
 // API. It is its own module, so the library never depends on OpenTelemetry.
 //
-//	h := otel.New(tracerProvider, meterProvider)
+//	h, err := sqsotel.New(otel.GetTracerProvider(), otel.GetMeterProvider())
 //	c, err := sqsconsumer.New(client, url, handler, sqsconsumer.WithHooks(h))
-package otel
+package sqsotel
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"github.com/sqsconsumer/sqsconsumer"
 )
 
-const scope = "github.com/sqsconsumer/sqsconsumer/adapters/otel"
+const scope = "github.com/sqsconsumer/sqsconsumer/adapters/sqsotel"
 
 // TraceparentAttribute is the message attribute Inject writes and the hook reads.
 const TraceparentAttribute = "traceparent"

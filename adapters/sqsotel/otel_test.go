@@ -1,4 +1,4 @@
-package otel_test
+package sqsotel_test
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sqsconsumer/sqsconsumer"
-	sqsotel "github.com/sqsconsumer/sqsconsumer/adapters/otel"
+	"github.com/sqsconsumer/sqsconsumer/adapters/sqsotel"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
 )
 

@@ -1,13 +1,11 @@
-module github.com/sqsconsumer/sqsconsumer/adapters/otel
+module github.com/sqsconsumer/sqsconsumer/adapters/sqsotel
 
 go 1.26.0
-
-replace github.com/sqsconsumer/sqsconsumer => ../..
 
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.52.11
-	github.com/sqsconsumer/sqsconsumer v0.0.0-00010101000000-000000000000
+	github.com/sqsconsumer/sqsconsumer v0.1.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0

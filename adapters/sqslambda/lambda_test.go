@@ -1,4 +1,4 @@
-package lambda_test
+package sqslambda_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/sqsconsumer/sqsconsumer"
-	sqslambda "github.com/sqsconsumer/sqsconsumer/adapters/lambda"
+	"github.com/sqsconsumer/sqsconsumer/adapters/sqslambda"
 )
 
 func event(arn string, n int) events.SQSEvent {
@@ -23,6 +23,15 @@ func event(arn string, n int) events.SQSEvent {
 			MessageAttributes: map[string]events.SQSMessageAttribute{"type": {DataType: "String", StringValue: aws.String("order")}}})
 	}
 	return ev
+}
+
+func mustNew(t *testing.T, h sqsconsumer.Handler, opts ...sqslambda.Option) sqslambda.Handler {
+	t.Helper()
+	lh, err := sqslambda.New(h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lh
 }
 
 func ids(r events.SQSEventResponse) string {
@@ -37,7 +46,7 @@ func TestOnlyFailedRecordsAreReported(t *testing.T) {
 	var running, peak atomic.Int64
 	var mu sync.Mutex
 	seen := map[string]bool{}
-	h := sqslambda.Handler(func(ctx context.Context, m *sqsconsumer.Message) error {
+	h := mustNew(t, func(ctx context.Context, m *sqsconsumer.Message) error {
 		cur := running.Add(1)
 		defer running.Add(-1)
 		for p := peak.Load(); cur > p && !peak.CompareAndSwap(p, cur); p = peak.Load() {
@@ -67,7 +76,7 @@ func TestOnlyFailedRecordsAreReported(t *testing.T) {
 
 func TestFIFOStopsAtTheFirstFailure(t *testing.T) {
 	var ran []string
-	h := sqslambda.Handler(func(ctx context.Context, m *sqsconsumer.Message) error {
+	h := mustNew(t, func(ctx context.Context, m *sqsconsumer.Message) error {
 		ran = append(ran, *m.Body)
 		if *m.Body == "2" {
 			return errors.New("fails")
@@ -82,7 +91,7 @@ func TestFIFOStopsAtTheFirstFailure(t *testing.T) {
 
 func TestCancelledContextReportsTheRest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	h := sqslambda.Handler(func(ctx context.Context, m *sqsconsumer.Message) error {
+	h := mustNew(t, func(ctx context.Context, m *sqsconsumer.Message) error {
 		if *m.Body == "1" {
 			cancel() // the invocation is about to time out
 		}
