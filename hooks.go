@@ -100,22 +100,23 @@ func sortHooks(all []Hook) hooks {
 }
 
 // logOutcome logs a handler's outcome at Debug (success) or Warn (failure, with the stack of a
-// panic; identical failures rate-limited, see WithLogger).
-func (q *queue) logOutcome(m *Message, err error, took time.Duration) {
+// panic; identical failures rate-limited, see WithLogger), on the handler's ctx (as hooks left
+// it), so a handler that logs with trace ids finds them on the consumer's line too.
+func (q *queue) logOutcome(ctx context.Context, m *Message, err error, took time.Duration) {
 	level, outcome := slog.LevelDebug, "succeeded"
 	if err != nil {
 		level, outcome = slog.LevelWarn, "failed"
 	}
-	if !q.s.logger.Enabled(context.Background(), level) {
+	if !q.s.logger.Enabled(ctx, level) {
 		return
 	}
 	attrs := []slog.Attr{slog.String("queue", q.url), slog.String("message_id", m.id()), slog.String("outcome", outcome),
 		slog.Int("receive_count", m.ReceiveCount()), slog.Duration("took", took)}
 	if err == nil {
-		q.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: message handled", attrs...)
+		q.s.logger.LogAttrs(ctx, level, "sqsconsumer: message handled", attrs...)
 		return
 	}
-	logLimited(q.s.logger, q.repeats, level, "sqsconsumer: message handled", err, append(attrs, panicAttrs(err)...)...)
+	logLimited(ctx, q.s.logger, q.repeats, level, "sqsconsumer: message handled", err, append(attrs, panicAttrs(err)...)...)
 }
 
 // requested counts one API request of op and tells the hooks.

@@ -208,7 +208,7 @@ func (q *queue) handle(m *Message) {
 		q.contain("OnHandlerEnd hook", func() { h.OnHandlerEnd(ctx, m, err, end.Sub(start)) })
 	}
 	q.stats.handled(start, end)
-	q.contain("logger", func() { q.logOutcome(m, err, end.Sub(start)) })
+	q.contain("logger", func() { q.logOutcome(ctx, m, err, end.Sub(start)) })
 	q.exit(m, q.judgeContained(m, err))
 	q.eng.handled(end)
 }

@@ -92,8 +92,7 @@ func repeatKey(msg string, err error) string {
 
 // logLimited logs msg at level with attrs unless an identical line was logged within
 // repeatWindow; a line logged after left-out repeats says how many.
-func logLimited(l *slog.Logger, r *repeats, level slog.Level, msg string, err error, attrs ...slog.Attr) {
-	ctx := context.Background()
+func logLimited(ctx context.Context, l *slog.Logger, r *repeats, level slog.Level, msg string, err error, attrs ...slog.Attr) {
 	if !l.Enabled(ctx, level) {
 		return
 	}

@@ -1,6 +1,7 @@
 package sqsconsumer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -106,7 +107,7 @@ func applyOptions(opts []Option) (settings, error) {
 	s.repeats = &repeats{}
 	if s.onError == nil {
 		logger, r := s.logger, s.repeats
-		s.onError = func(err error) { logLimited(logger, r, slog.LevelError, "sqsconsumer: error", err) }
+		s.onError = func(err error) { logLimited(context.Background(), logger, r, slog.LevelError, "sqsconsumer: error", err) }
 	}
 	return s, nil
 }
