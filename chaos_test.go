@@ -72,12 +72,14 @@ func (c *chaos) outage(op string) bool {
 		return false
 	}
 	at := time.Since(time.Unix(0, from))
-	in := func(start time.Duration) bool { return at >= start && at < start+4*time.Second }
+	in := func(start, length time.Duration) bool { return at >= start && at < start+length }
 	switch op {
 	case "DeleteMessageBatch":
-		return in(2*time.Second) || in(14*time.Second)
+		return in(2*time.Second, 4*time.Second) || in(14*time.Second, 4*time.Second)
 	case "ChangeMessageVisibilityBatch":
-		return in(8*time.Second) || in(14*time.Second)
+		// Longer: visibility calls are rarer (the prefetch keeps few messages waiting, so
+		// fewer are extended), and the suite wants each fault to fire 50 times.
+		return in(8*time.Second, 6*time.Second) || in(14*time.Second, 6*time.Second)
 	}
 	return false
 }

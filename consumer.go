@@ -192,7 +192,7 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 		keep:    q.stillOurs,
 		settled: q.settle,
 	})
-	q.pacer = newPacer(eng.concurrency, q.stats.calls.Load, q.stats.busy.Load)
+	q.pacer = newPacer(eng.concurrency, q.stats.calls.Load, q.stats.busy.Load, !inGroup)
 	q.runner = newRunner(runnerConfig{
 		client: client, queueURL: queueURL, fifo: q.fifo,
 		waitTime: s.waitTime, visibility: s.visibility, batch: s.receiveBatch,

@@ -196,7 +196,9 @@ func (h *harvester) run() {
 			armed = false
 			flushAll()
 		case <-h.answered:
-			flushIdle()
+			if h.cfg.interval == 0 {
+				flushIdle()
+			}
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 type pacer struct {
 	concurrency int
 	calls, busy func() int64 // handler calls and their summed duration (ns), cumulative
+	disabled    bool         // never holds a receive back (a Group's queue)
 
 	queued atomic.Int64 // handed to the strategy, not started
 	asked  atomic.Int64 // asked for by receives in flight
@@ -43,9 +44,16 @@ const (
 	handlerWeight = 0.3
 )
 
-func newPacer(concurrency int, calls, busy func() int64) *pacer {
-	p := &pacer{concurrency: concurrency, calls: calls, busy: busy}
+// newPacer returns a queue's pacer. A disabled one never holds a receive back: a queue of a
+// Group leaves the choice of who receives next to the Group's admission (priorities and
+// weights), which a queue not asking for capacity would defeat, so there only the capacity
+// bounds the prefetch.
+func newPacer(concurrency int, calls, busy func() int64, enabled bool) *pacer {
+	p := &pacer{concurrency: concurrency, calls: calls, busy: busy, disabled: !enabled}
 	p.want.Store(maxBatch)
+	if p.disabled {
+		p.want.Store(math.MaxInt64)
+	}
 	return p
 }
 
@@ -118,7 +126,7 @@ func (p *pacer) answered(n, got int, took time.Duration) {
 		p.handler = ewma(p.handler, max(mean, 1e-7), handlerWeight)
 		p.lastCalls, p.lastBusy = calls, busy
 	}
-	if p.rtt > 0 && p.handler > 0 {
+	if p.rtt > 0 && p.handler > 0 && !p.disabled {
 		p.want.Store(int64(math.Ceil(min(float64(p.concurrency)/p.handler*p.rtt, 1e9))))
 	}
 	p.mu.Unlock()
