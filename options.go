@@ -107,7 +107,9 @@ func applyOptions(opts []Option) (settings, error) {
 	s.repeats = &repeats{}
 	if s.onError == nil {
 		logger, r := s.logger, s.repeats
-		s.onError = func(err error) { logLimited(context.Background(), logger, r, slog.LevelError, "sqsconsumer: error", err) }
+		s.onError = func(err error) {
+			logLimited(context.Background(), logger, r, slog.LevelError, "sqsconsumer: error", err)
+		}
 	}
 	return s, nil
 }
