@@ -99,7 +99,8 @@ func Node() (string, error) {
 	return bundled, nil
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback TCP port nothing listens on now.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -126,7 +127,7 @@ func start(ctx context.Context) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}

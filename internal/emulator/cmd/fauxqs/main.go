@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -77,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if *port == 0 {
-		p, err := freePort()
+		p, err := emulator.FreePort()
 		if err != nil {
 			return err
 		}
@@ -235,15 +234,6 @@ func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 func isLauncher(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return err == nil && strings.Contains(string(b), "launch.mjs")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func envInt(key string, def int) int {

@@ -25,7 +25,7 @@ func TestBackgroundLifecycle(t *testing.T) {
 		t.Skipf("emulator not available (CI=true makes this a failure): %v", err)
 	}
 	pidfile := filepath.Join(t.TempDir(), "fauxqs.pid")
-	port, err := freePort()
+	port, err := emulator.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
