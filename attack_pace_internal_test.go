@@ -30,7 +30,7 @@ func TestAttackPacerGateNeverMissesAWakeup(t *testing.T) {
 	for round := range 200 {
 		synctest.Test(t, func(t *testing.T) {
 			var calls, busy atomic.Int64
-			p := newPacer(4, calls.Load, busy.Load)
+			p := newPacer(4, calls.Load, busy.Load, true)
 			work := make(chan struct{}, 1024)
 			var workers sync.WaitGroup
 			for range 3 {
@@ -47,12 +47,13 @@ func TestAttackPacerGateNeverMissesAWakeup(t *testing.T) {
 			for range 6 {
 				pollers.Go(func() {
 					for range 100 {
-						if err := p.gate(context.Background()); err != nil {
+						most := 1 + rand.IntN(maxBatch)
+						if err := p.gate(context.Background(), most); err != nil {
 							t.Error(err)
 							return
 						}
-						n := 1 + rand.IntN(maxBatch)
-						p.asking(n)
+						n := 1 + rand.IntN(most)
+						p.asking(n - most)
 						runtime.Gosched()
 						got := rand.IntN(n + 1)
 						for range got {

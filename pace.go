@@ -62,9 +62,14 @@ func (p *pacer) open() bool {
 	return p.queued.Load()+p.asked.Load() < max(p.want.Load(), 1)
 }
 
-// gate blocks until another receive is wanted, or ctx ends (then it returns ctx's error).
-func (p *pacer) gate(ctx context.Context) error {
-	for !p.open() {
+// gate blocks until another receive is wanted, then counts a receive of n messages as asked
+// for, in the same step as the check, so that one opening lets one poller through and not
+// every poller waiting (they would all see it open and all receive). The caller corrects n
+// with asking once it knows what it asks for, and gives it back with answered, or with
+// asking(-n) when it does not receive after all. When ctx ends first gate returns ctx's
+// error, having counted nothing.
+func (p *pacer) gate(ctx context.Context, n int) error {
+	for !p.claim(n) {
 		p.mu.Lock()
 		if p.wake == nil {
 			p.wake = make(chan struct{})
@@ -72,7 +77,7 @@ func (p *pacer) gate(ctx context.Context) error {
 		ch := p.wake
 		p.sleepers.Add(1)
 		p.mu.Unlock()
-		if p.open() { // a change between the check and the registration
+		if p.claim(n) { // a change between the check and the registration
 			p.sleepers.Add(-1)
 			return nil
 		}
@@ -85,6 +90,19 @@ func (p *pacer) gate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// claim counts n more messages as asked for, if another receive is wanted now.
+func (p *pacer) claim(n int) bool {
+	for {
+		asked := p.asked.Load()
+		if p.queued.Load()+asked >= max(p.want.Load(), 1) {
+			return false
+		}
+		if p.asked.CompareAndSwap(asked, asked+int64(n)) {
+			return true
+		}
+	}
 }
 
 // signal wakes the pollers waiting in gate, if any.
@@ -109,8 +127,14 @@ func (p *pacer) enqueued(n int64) {
 	}
 }
 
-// asking counts a receive of n messages about to be sent.
-func (p *pacer) asking(n int) { p.asked.Add(int64(n)) }
+// asking corrects what gate counted as asked for by n: a receive asks for fewer than it
+// claimed (n < 0), or does not receive at all (n is minus the claim).
+func (p *pacer) asking(n int) {
+	p.asked.Add(int64(n))
+	if n < 0 {
+		p.signal()
+	}
+}
 
 // answered counts the receive of n asked messages as done: it brought got messages after
 // took. A full receive is a sample of the round trip; the handler calls since the last receive

@@ -139,18 +139,19 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		if idle && r.cfg.askOneWhenIdle {
 			most = 1
 		}
-		if r.cfg.pacer.gate(ctx) != nil {
+		if r.cfg.pacer.gate(ctx, most) != nil {
 			return nil // shutting down
 		}
 		res, err := r.in.reserve(ctx, most, idle)
 		if err != nil {
+			r.cfg.pacer.asking(-most)
 			return nil // ctx ended, or the consumer stopped taking messages: shutting down
 		}
 		if r.cfg.fifo && attempt == "" {
 			attempt = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
 		}
 		asked := res.n
-		r.cfg.pacer.asking(asked)
+		r.cfg.pacer.asking(asked - most) // gate counted most
 		sent := time.Now()
 		msgs, err := r.receive(recv, asked, attempt)
 		took := time.Since(sent)
