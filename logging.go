@@ -11,16 +11,19 @@ import (
 	"time"
 )
 
-// repeatWindow is how long a failure logged once keeps its identical repeats out of the log:
-// they are counted, and the next line logged for it after the window says how many were left
-// out ("repeats_suppressed").
-const repeatWindow = 10 * time.Second
+// repeatWindow and repeatBurst rate-limit identical failures: the first repeatBurst lines of a
+// kind in a window of repeatWindow are logged, the rest counted, and the first line logged for
+// it after the window says how many were left out ("repeats_suppressed").
+const (
+	repeatWindow = 10 * time.Second
+	repeatBurst  = 5
+)
 
 // maxRepeatKeys bounds the failures the limiter remembers; past it, it starts afresh.
 const maxRepeatKeys = 1024
 
-// repeats rate-limits identical log lines: the first of a kind is logged, the others within
-// repeatWindow are counted instead. Identical means the same message and error text with every
+// repeats rate-limits identical log lines: the first repeatBurst of a kind within repeatWindow
+// are logged, the others counted instead. Identical means the same message and error text with every
 // run of digits taken as equal (message ids, counts and durations differ between repeats of
 // one failure).
 type repeats struct {
@@ -30,8 +33,9 @@ type repeats struct {
 }
 
 type repeat struct {
-	logged  time.Time // when a line of this kind was last logged
-	skipped int64     // left out since
+	window  time.Time // when the current window began
+	logged  int       // lines logged in it
+	skipped int64     // left out since the last line logged
 }
 
 // allow reports whether a line of this kind may be logged now, and how many of its kind were
@@ -45,15 +49,19 @@ func (r *repeats) allow(msg string, err error, now time.Time) (ok bool, skipped 
 	}
 	e := r.seen[key]
 	if e == nil {
-		r.seen[key] = &repeat{logged: now}
-		return true, 0
+		e = &repeat{window: now}
+		r.seen[key] = e
 	}
-	if now.Sub(e.logged) < repeatWindow {
+	if now.Sub(e.window) >= repeatWindow {
+		e.window, e.logged = now, 0
+	}
+	if e.logged >= repeatBurst {
 		e.skipped++
 		r.suppressed++
 		return false, 0
 	}
-	skipped, e.skipped, e.logged = e.skipped, 0, now
+	e.logged++
+	skipped, e.skipped = e.skipped, 0
 	return true, skipped
 }
 

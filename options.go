@@ -374,8 +374,8 @@ func WithHooks(hooks ...Hook) Option {
 // visibility changes) at Error; a failed handler at Warn, with the message id, the receive
 // count and, for a panic, the stack; and each handled message at Debug. So at the usual Info
 // level a healthy consumer logs two lines, and problems show. Identical failures (the same
-// text, whatever the numbers in it) are logged once per 10 s: the next line logged for one says
-// how many repeats were left out, and the stop line how many in all. A WithErrorHandler
+// text, whatever the numbers in it) are logged five times per 10 s at most: the next line
+// logged for one says how many repeats were left out, and the stop line how many in all. A WithErrorHandler
 // replaces the Error-level logging of the errors it receives (and gets every one). l must not
 // be nil.
 func WithLogger(l *slog.Logger) Option {
