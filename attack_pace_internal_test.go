@@ -23,7 +23,8 @@ import (
 )
 
 // Pollers, a strategy and handlers race on the pacer the way the runner and the queue use it
-// (gate, asking, admit's enqueued(+1), answered with a new want, the worker's enqueued(-1)).
+// (gate, asking, admit's enqueued(+n) then asking(-n), roundTrip and update with a new want,
+// the worker's enqueued(-1)).
 // A missed wakeup leaves a poller in gate while queued + asked < want: synctest reports the
 // bubble deadlocked.
 func TestAttackPacerGateNeverMissesAWakeup(t *testing.T) {
@@ -56,11 +57,13 @@ func TestAttackPacerGateNeverMissesAWakeup(t *testing.T) {
 						p.asking(n - most)
 						runtime.Gosched()
 						got := rand.IntN(n + 1)
+						p.enqueued(int64(got)) // admit: what came is queued, then the ask given back
+						p.asking(-n)
 						for range got {
-							p.enqueued(1)
 							work <- struct{}{}
 						}
-						p.answered(n, got, time.Duration(rand.IntN(int(20*time.Millisecond))))
+						p.roundTrip(time.Duration(rand.IntN(int(20 * time.Millisecond))))
+						p.update()
 					}
 				})
 			}

@@ -180,6 +180,7 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 			Called: func() { q.requested(opVisibility) },
 		})
 	}
+	q.pacer = newPacer(eng.concurrency, q.stats.calls.Load, q.stats.busy.Load, !inGroup)
 	q.harvester = newHarvester(harvesterConfig{
 		client: client, queueURL: queueURL, size: s.ackBatch, interval: q.s.ackInterval,
 		requested: q.requested,
@@ -189,10 +190,10 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 				q.contain("OnAck hook", func() { h.OnAck(queueURL, n) })
 			}
 		},
-		keep:    q.stillOurs,
-		settled: q.settle,
+		keep:      q.stillOurs,
+		settled:   q.settle,
+		roundTrip: func(d time.Duration) { q.pacer.roundTrip(d) },
 	})
-	q.pacer = newPacer(eng.concurrency, q.stats.calls.Load, q.stats.busy.Load, !inGroup)
 	q.runner = newRunner(runnerConfig{
 		client: client, queueURL: queueURL, fifo: q.fifo,
 		waitTime: s.waitTime, visibility: s.visibility, batch: s.receiveBatch,

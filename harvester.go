@@ -82,6 +82,8 @@ type harvesterConfig struct {
 	settled func(r ackReq, res sqsbatch.Result) (acked bool)
 	// acked is told of n acknowledged deletes, after each batch.
 	acked func(n int)
+	// roundTrip, if set, is told how long each call's first attempt took.
+	roundTrip func(time.Duration)
 }
 
 // harvester collects deletes and visibility changes into batches of up to size entries, sent
@@ -257,9 +259,13 @@ func (h *harvester) deliver(k ackKind, batch []ackReq) {
 	first := true
 	attempt := send
 	send = func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
+		began := time.Now()
 		resp, err := attempt(ctx, idx)
 		if first {
 			first = false
+			if err == nil && h.cfg.roundTrip != nil {
+				h.cfg.roundTrip(time.Since(began))
+			}
 			h.firstAnswered(k)
 		}
 		return resp, err

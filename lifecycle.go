@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,6 +47,21 @@ func (u *unit) giveBack() {
 type reservation struct {
 	s        worker.Strategy
 	n, taken int
+	// The receive's messages counted as asked for by the pacer, until admit counts what came
+	// as queued (or close gives them back).
+	p     *pacer
+	asked int
+}
+
+// ask records that the pacer counts n messages of this reservation as asked for.
+func (r *reservation) ask(p *pacer, n int) { r.p, r.asked = p, n }
+
+// unask gives the pacer back what it counted as asked for, once.
+func (r *reservation) unask() {
+	if r.p != nil && r.asked != 0 {
+		r.p.asking(-r.asked)
+		r.asked = 0
+	}
 }
 
 // take hands out one of the n units; admit never takes more (it releases messages beyond what
@@ -55,8 +71,9 @@ func (r *reservation) take() unit {
 	return unit{s: r.s}
 }
 
-// close gives back the units nobody took.
+// close gives back the units nobody took, and what the pacer counted as asked for.
 func (r *reservation) close() {
+	r.unask()
 	if left := r.n - r.taken; left > 0 {
 		r.taken = r.n
 		r.s.Unreserve(left)
@@ -121,7 +138,12 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	batch := make([]*Message, len(msgs))
 	for i := range msgs {
 		batch[i] = q.newMessage(&msgs[i], now, res.take())
+		batch[i].queued = true
 	}
+	// What was asked for is now waiting to start, in the pacer's count, before any Submit (a
+	// semaphore's may block): the pacer sees neither a gap nor the same messages twice.
+	q.pacer.enqueued(int64(len(batch)))
+	res.unask()
 	if q.eng.submitCtx.Err() != nil { // a receive that completed after intake stopped
 		for _, m := range batch {
 			q.exit(m, released)
@@ -132,6 +154,11 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	if q.lanes != nil {
 		var overflow, refused []*Message
 		start, overflow, refused = q.lanes.enter(batch)
+		for _, m := range batch {
+			if !slices.Contains(start, m) && m.queued { // waiting behind its group: not to start yet
+				q.dequeued(m)
+			}
+		}
 		for _, m := range overflow {
 			q.exit(m, outcome{kind: exitRelease, delay: overflowDelay(m.ReceiveCount())})
 		}
@@ -156,8 +183,10 @@ func (q *queue) start(m *Message) {
 	}
 	held := m.unit.s
 	m.unit.s = nil // the strategy owns it from Submit on, and may free it before Submit returns
-	m.queued = true
-	q.pacer.enqueued(1)
+	if !m.queued { // a lane's next message, counted again now it can start
+		m.queued = true
+		q.pacer.enqueued(1)
+	}
 	err := q.eng.strategy.Submit(q.eng.submitCtx, worker.Task{Run: func() { q.handle(m) }, Weight: w, Data: m})
 	if err == nil {
 		return

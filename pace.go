@@ -12,12 +12,12 @@ import (
 // should wait for a worker, or be on their way in receives already sent, to keep the workers
 // busy for one receive's round trip. A poller starts its next receive only while
 //
-//	queued + asked < rate x rtt
+//	queued + asked < rate x rtt, rounded up to whole batches of 10
 //
-// where queued is the messages handed to the strategy and not started, asked the messages
-// receives in flight asked for, rate the handler throughput the concurrency could sustain
-// (concurrency / mean handler time) and rtt the latency of a receive that came back full (a
-// backlog answered at once: the round trip, not a long poll's wait). So with slow handlers and
+// where queued is the messages received and waiting to start (in the strategy, not behind their
+// message group), asked the messages receives in flight asked for, rate the handler throughput
+// the concurrency could sustain (concurrency / mean handler time) and rtt the round trip to SQS,
+// measured on the delete and visibility calls (a receive's latency may be a long poll's wait). So with slow handlers and
 // a near SQS the consumer keeps about a batch waiting; with fast handlers or a far SQS it keeps
 // more, and more receives in flight, up to what the strategy's capacity (concurrency + waiting
 // room) lets it reserve. Until both are measured it keeps a batch.
@@ -65,8 +65,8 @@ func (p *pacer) open() bool {
 // gate blocks until another receive is wanted, then counts a receive of n messages as asked
 // for, in the same step as the check, so that one opening lets one poller through and not
 // every poller waiting (they would all see it open and all receive). The caller corrects n
-// with asking once it knows what it asks for, and gives it back with answered, or with
-// asking(-n) when it does not receive after all. When ctx ends first gate returns ctx's
+// with asking once it knows what it asks for; the reservation gives it back (reservation.ask),
+// or asking(-n) when it does not receive after all. When ctx ends first gate returns ctx's
 // error, having counted nothing.
 func (p *pacer) gate(ctx context.Context, n int) error {
 	for !p.claim(n) {
@@ -136,25 +136,39 @@ func (p *pacer) asking(n int) {
 	}
 }
 
-// answered counts the receive of n asked messages as done: it brought got messages after
-// took. A full receive is a sample of the round trip; the handler calls since the last receive
-// are a sample of the handler time.
-func (p *pacer) answered(n, got int, took time.Duration) {
-	p.asked.Add(-int64(n))
+// roundTrip takes the duration of a call that does not long-poll (the first attempt of a
+// delete or visibility change batch) as a sample of the round trip to SQS. Receives are not
+// sampled: one that waited on an empty queue until messages arrived measures the wait.
+func (p *pacer) roundTrip(took time.Duration) {
 	p.mu.Lock()
-	if got > 0 && got == n {
-		p.rtt = ewma(p.rtt, took.Seconds(), rttWeight)
-	}
+	p.rtt = ewma(p.rtt, max(took.Seconds(), 1e-7), rttWeight)
+	p.recompute()
+	p.mu.Unlock()
+	p.signal()
+}
+
+// update takes the handler calls since the last update as a sample of the handler time; the
+// runner calls it after every receive.
+func (p *pacer) update() {
+	p.mu.Lock()
 	if calls, busy := p.calls(), p.busy(); calls > p.lastCalls {
 		mean := float64(busy-p.lastBusy) / float64(calls-p.lastCalls) / float64(time.Second)
 		p.handler = ewma(p.handler, max(mean, 1e-7), handlerWeight)
 		p.lastCalls, p.lastBusy = calls, busy
-	}
-	if p.rtt > 0 && p.handler > 0 && !p.disabled {
-		p.want.Store(int64(math.Ceil(min(float64(p.concurrency)/p.handler*p.rtt, 1e9))))
+		p.recompute()
 	}
 	p.mu.Unlock()
 	p.signal()
+}
+
+// recompute sets want from the averages, once both are measured. p.mu is held.
+func (p *pacer) recompute() {
+	if p.rtt > 0 && p.handler > 0 && !p.disabled {
+		// Rounded up to whole batches, as receives bring them: the margin absorbs handler times
+		// that vary about their mean.
+		batches := math.Ceil(min(float64(p.concurrency)/p.handler*p.rtt, 1e9) / maxBatch)
+		p.want.Store(int64(max(batches, 1)) * maxBatch)
+	}
 }
 
 func ewma(avg, sample, weight float64) float64 {

@@ -80,16 +80,10 @@ type runner struct {
 	in  intake
 
 	succeeded atomic.Bool // a receive has succeeded: the setup reaches SQS
-	// watch is the per-call option that looks at the HTTP client a receive really uses;
-	// misconfigured holds what it found wrong with it.
-	watch         func(*sqs.Options)
-	misconfigured atomic.Pointer[error]
 }
 
 func newRunner(cfg runnerConfig, in intake) *runner {
-	r := &runner{cfg: cfg, in: in}
-	r.watch = watchHTTPTimeout(cfg.waitTime, func(err error) { r.misconfigured.CompareAndSwap(nil, &err) })
-	return r
+	return &runner{cfg: cfg, in: in}
 }
 
 // run receives until ctx ends, and returns nil then, or an error when receiving fails for
@@ -152,12 +146,10 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		}
 		asked := res.n
 		r.cfg.pacer.asking(asked - most) // gate counted most
-		sent := time.Now()
+		res.ask(r.cfg.pacer, asked)      // until admit counts what came as queued, or close
 		msgs, err := r.receive(recv, asked, attempt)
-		took := time.Since(sent)
 		r.cfg.received(len(msgs), err)
 		if err != nil {
-			r.cfg.pacer.answered(asked, 0, took)
 			res.close()
 			if recv.Err() != nil {
 				r.cfg.stats.abandonedReceives.Add(1)
@@ -165,11 +157,11 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			}
 			r.cfg.stats.receiveErrors.Add(1)
 			failures++
-			if e := r.misconfiguration(); e != nil {
-				return e
-			}
 			kind, hint := classify(err, recv)
 			err = hinted(err, hint)
+			if kind == misconfigured {
+				return fmt.Errorf("%w: sqsconsumer: receive from %s: %w", ErrInvalidOption, r.cfg.queueURL, err)
+			}
 			if kind == transient || (kind == setupFailure && r.succeeded.Load()) {
 				bad = 0
 			} else {
@@ -191,10 +183,7 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		r.cfg.stats.receives.Add(1)
 		r.in.admit(msgs, res)
 		res.close()
-		r.cfg.pacer.answered(asked, len(msgs), took)
-		if e := r.misconfiguration(); e != nil {
-			return e // what the receive brought is released by the shutdown
-		}
+		r.cfg.pacer.update()
 		idle = len(msgs) == 0
 		if idle {
 			r.cfg.stats.emptyReceives.Add(1)
@@ -210,15 +199,6 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		if len(msgs) >= asked && asked == r.cfg.batch && r.cfg.free() >= r.cfg.batch && r.cfg.pacer.open() && r.grow() {
 			start() // the queue has more, and there is room for it
 		}
-	}
-	return nil
-}
-
-// misconfiguration returns Run's error when a receive found its HTTP client unfit for long
-// polls (watchHTTPTimeout), nil otherwise.
-func (r *runner) misconfiguration() error {
-	if p := r.misconfigured.Load(); p != nil {
-		return fmt.Errorf("sqsconsumer: receive from %s: %w", r.cfg.queueURL, *p)
 	}
 	return nil
 }
@@ -269,7 +249,7 @@ func (r *runner) receive(ctx context.Context, n int, attempt string) ([]types.Me
 	if attempt != "" {
 		in.ReceiveRequestAttemptId = &attempt
 	}
-	out, err := r.cfg.client.ReceiveMessage(ctx, in, r.watch)
+	out, err := r.cfg.client.ReceiveMessage(ctx, in)
 	if err != nil {
 		return nil, err
 	}

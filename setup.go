@@ -37,6 +37,9 @@ const (
 	// setup: SQS cannot be reached as configured; fatal like the above while no receive has
 	// ever succeeded and the failures have lasted setupPatience, transient afterwards.
 	setupFailure
+	// misconfigured: the configuration cannot work (an HTTP client that times out long polls):
+	// Run ends at once.
+	misconfigured
 )
 
 // classify says how a failed receive is treated, with a hint for the log and Run's error that
@@ -60,7 +63,9 @@ func classify(err error, recvCtx context.Context) (failure, string) {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && ue.Timeout() && recvCtx.Err() == nil && strings.Contains(msg, "Client.Timeout") {
-		return setupFailure, "the HTTP client timed out a long poll: its timeout must exceed the wait time (WithWaitTime, default 20s) by a few seconds, or SQS hands messages to requests that were given up and they stay invisible for the visibility timeout"
+		// The HTTP client's own timeout ran out before the receive's deadline (the wait time
+		// plus 5 s): it is shorter than a long poll, and every empty poll will hit it.
+		return misconfigured, "the HTTP client timed out a long poll: its timeout must be at least the wait time (WithWaitTime, default 20s) plus 5s, or SQS hands messages to requests that were given up and they stay invisible for the visibility timeout"
 	}
 	var dns *net.DNSError
 	var nop *net.OpError
@@ -121,17 +126,6 @@ func checkHTTPTimeout(c any, wait time.Duration) error {
 	return invalid("client", "the SQS client's HTTP client times out after %v, before a long poll of %v (WithWaitTime) can return: "+
 		"give it a timeout of at least %v (or none), or lower WithWaitTime; otherwise SQS hands messages to requests that were given up and they stay invisible for the visibility timeout",
 		t, wait, wait+receiveGrace)
-}
-
-// watchHTTPTimeout returns a per-call option for ReceiveMessage that records, in *found, an
-// HTTP client timeout shorter than a long poll of wait: it sees the client a wrapper around
-// *sqs.Client uses, which New cannot.
-func watchHTTPTimeout(wait time.Duration, found func(error)) func(*sqs.Options) {
-	return func(o *sqs.Options) {
-		if err := checkHTTPTimeout(o.HTTPClient, wait); err != nil {
-			found(err)
-		}
-	}
 }
 
 // hinted wraps err with what to check, when there is a hint.

@@ -3,8 +3,10 @@ package sqsconsumer_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -168,13 +170,23 @@ type wrapped struct{ *sqs.Client }
 func (w wrapped) Options() {} // not *sqs.Client's: New cannot see its options
 
 func TestShortHTTPTimeoutBehindAWrapperEndsRunAtTheFirstReceive(t *testing.T) {
-	client := wrapped{refusedEndpoint(t, func(tr http.RoundTripper) *http.Client { return &http.Client{Transport: tr, Timeout: 5 * time.Second} })}
-	c, err := sqsconsumer.New(client, "http://127.0.0.1/000000000000/q", func(context.Context, *sqsconsumer.Message) error { return nil }, quiet)
+	// A long poll that the server holds until the client gives up, as SQS holds an empty one.
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // the server notices the client going away only then
+		<-r.Context().Done()
+	}))
+	defer hanging.Close()
+	defer hanging.CloseClientConnections()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := wrapped{sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(hanging.URL), Credentials: aws.AnonymousCredentials{},
+		RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: tr, Timeout: 200 * time.Millisecond}})}
+	c, err := sqsconsumer.New(client, hanging.URL+"/000000000000/q", func(context.Context, *sqsconsumer.Message) error { return nil }, quiet)
 	if err != nil {
 		t.Fatalf("New = %v; it cannot see through the wrapper", err)
 	}
 	err = c.Run(context.Background())
-	if !errors.Is(err, sqsconsumer.ErrInvalidOption) || !strings.Contains(err.Error(), "at least 25s") {
+	if !errors.Is(err, sqsconsumer.ErrInvalidOption) || !strings.Contains(err.Error(), "WithWaitTime") {
 		t.Fatalf("Run = %v; want the HTTP timeout refused, saying what to set", err)
 	}
 	if r := c.Report(); r.Requests != 1 {

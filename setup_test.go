@@ -81,7 +81,7 @@ func TestClassifySDKErrors(t *testing.T) {
 		{"credentials that cannot be had", sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(closedPort(t)), Credentials: failingCredentials{}}, setupFailure, "credentials"},
 		{"connection refused", sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(closedPort(t)), Credentials: anon}, setupFailure, "no connection"},
 		{"HTTP client timeout", sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(hanging.URL), Credentials: anon,
-			HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}}, setupFailure, "WithWaitTime"},
+			HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}}, misconfigured, "WithWaitTime"},
 		{"server error", sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(serverError.URL), Credentials: anon}, transient, ""},
 	}
 	for _, tc := range cases {
