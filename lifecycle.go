@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -138,13 +137,16 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	batch := make([]*Message, len(msgs))
 	for i := range msgs {
 		batch[i] = q.newMessage(&msgs[i], now, res.take())
-		batch[i].queued = true
 	}
 	// What was asked for is now waiting to start, in the pacer's count, before any Submit (a
-	// semaphore's may block): the pacer sees neither a gap nor the same messages twice.
+	// semaphore's may block): the pacer sees neither a gap nor the same messages twice. The
+	// count is corrected below for what will not start now; the messages that will are flagged
+	// before any of them is handed over (a message in a lane's line may already be another
+	// goroutine's, so only counts, never flags, are touched for those).
 	q.pacer.enqueued(int64(len(batch)))
 	res.unask()
 	if q.eng.submitCtx.Err() != nil { // a receive that completed after intake stopped
+		q.pacer.enqueued(-int64(len(batch)))
 		for _, m := range batch {
 			q.exit(m, released)
 		}
@@ -154,10 +156,8 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	if q.lanes != nil {
 		var overflow, refused []*Message
 		start, overflow, refused = q.lanes.enter(batch)
-		for _, m := range batch {
-			if !slices.Contains(start, m) && m.queued { // waiting behind its group: not to start yet
-				q.dequeued(m)
-			}
+		if behind := len(batch) - len(start); behind > 0 { // waiting behind their group, or leaving
+			q.pacer.enqueued(-int64(behind))
 		}
 		for _, m := range overflow {
 			q.exit(m, outcome{kind: exitRelease, delay: overflowDelay(m.ReceiveCount())})
@@ -165,6 +165,9 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 		for _, m := range refused {
 			q.exit(m, released)
 		}
+	}
+	for _, m := range start {
+		m.queued = true
 	}
 	for _, m := range start {
 		q.start(m)

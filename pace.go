@@ -70,26 +70,33 @@ func (p *pacer) open() bool {
 // error, having counted nothing.
 func (p *pacer) gate(ctx context.Context, n int) error {
 	for !p.claim(n) {
-		p.mu.Lock()
-		if p.wake == nil {
-			p.wake = make(chan struct{})
-		}
-		ch := p.wake
-		p.sleepers.Add(1)
-		p.mu.Unlock()
-		if p.claim(n) { // a change between the check and the registration
-			p.sleepers.Add(-1)
-			return nil
-		}
-		select {
-		case <-ch:
-			p.sleepers.Add(-1)
-		case <-ctx.Done():
-			p.sleepers.Add(-1)
-			return ctx.Err()
+		if err := p.wait(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// wait blocks until the counts or want change after it was called (or another receive is
+// wanted already), or ctx ends (then it returns ctx's error).
+func (p *pacer) wait(ctx context.Context) error {
+	p.mu.Lock()
+	if p.wake == nil {
+		p.wake = make(chan struct{})
+	}
+	ch := p.wake
+	p.sleepers.Add(1)
+	p.mu.Unlock()
+	defer p.sleepers.Add(-1)
+	if p.open() { // a change between the caller's check and the registration
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // claim counts n more messages as asked for, if another receive is wanted now.

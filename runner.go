@@ -80,6 +80,7 @@ type runner struct {
 	in  intake
 
 	succeeded atomic.Bool // a receive has succeeded: the setup reaches SQS
+	empty     atomic.Bool // the last receive to come back brought nothing
 }
 
 func newRunner(cfg runnerConfig, in intake) *runner {
@@ -133,8 +134,16 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		if idle && r.cfg.askOneWhenIdle {
 			most = 1
 		}
-		if r.cfg.pacer.gate(ctx, most) != nil {
-			return nil // shutting down
+		for !r.cfg.pacer.claim(most) {
+			// Enough is waiting or on its way. On an idle queue a poller beyond the minimum
+			// stops instead of waiting its turn for an empty long poll.
+			if r.empty.Load() && r.shrink() {
+				shrunk = true
+				return nil
+			}
+			if r.cfg.pacer.wait(ctx) != nil {
+				return nil // shutting down
+			}
 		}
 		res, err := r.in.reserve(ctx, most, idle)
 		if err != nil {
@@ -185,6 +194,7 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		res.close()
 		r.cfg.pacer.update()
 		idle = len(msgs) == 0
+		r.empty.Store(idle)
 		if idle {
 			r.cfg.stats.emptyReceives.Add(1)
 			if r.shrink() {
