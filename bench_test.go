@@ -9,6 +9,10 @@ package sqsconsumer_test
 //     the fauxqs emulator, through this library and, on the emulator, a naive baseline. On
 //     the emulator every HTTP request counts.
 //   - BenchmarkIdle: receives an idle queue costs, per 20 s.
+//   - BenchmarkUnderLatency: the workloads of issue 19 (benchkit.LatencyWorkloads) on the
+//     emulator through a latency proxy, for each network benchkit.Networks reads from the
+//     environment (BENCH_LATENCY, BENCH_CONN_LATENCY, BENCH_TLS; by default only the
+//     loopback, 0 ms): msgs/s, utilisation, requests/msg, conns, cpu-s/10k-msgs.
 //
 // Go CDK's pubsub runs the same workloads in the bench/gocdk module.
 
@@ -17,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +38,9 @@ import (
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
 	"github.com/sqsconsumer/sqsconsumer/worker"
 )
+
+// The latency benchmarks re-execute this test binary as their proxy (benchkit.StartProxy).
+func init() { benchkit.ServeProxyIfChild() }
 
 var benchStrategies = []struct {
 	name    string
@@ -237,4 +245,78 @@ func BenchmarkIdle(b *testing.B) {
 			benchkit.ReportIdle(b, counter.Requests()-before, window)
 		}
 	})
+}
+
+// BenchmarkUnderLatency runs issue 19's workloads (W1: 5,000 messages, no-op handler,
+// concurrency 64; W2: 2,000 messages, handlers of 10-50 ms, concurrency 32) through a latency
+// proxy in front of the emulator, once per network of benchkit.Networks, through this library
+// (pool, default options but a 1 s long poll) and the naive baseline. The queue is filled
+// directly; only the consumption goes through the proxy, with a fresh HTTP client that has the
+// SDK's default transport settings. The emulator is warmed up first (benchkit.WarmUp). Go CDK
+// runs the same in bench/gocdk.
+func BenchmarkUnderLatency(b *testing.B) {
+	networks, err := benchkit.Networks()
+	if err != nil {
+		b.Fatal(err)
+	}
+	consumers := []struct {
+		name    string
+		consume consumeFunc
+	}{
+		{"sqsconsumer-pool", libraryConsumer(pool.Factory())},
+		{"naive-baseline", naiveConsumer},
+	}
+	direct := emulatorClient(b)
+	latencyWarmUp.Do(func() {
+		if err := benchkit.WarmUp(context.Background(), direct, "latency-warm-up", 5000); err != nil {
+			b.Fatalf("warm-up: %v", err)
+		}
+	})
+	for _, n := range networks {
+		for _, w := range benchkit.LatencyWorkloads {
+			for _, c := range consumers {
+				b.Run(fmt.Sprintf("%s/%s/%s", n, w.Name, c.name), func(b *testing.B) {
+					proxy := benchkit.StartProxy(b, emu.e.URL, n)
+					for b.Loop() {
+						url := latencyQueue(b, direct)
+						sendN(b, direct, url, w.Messages)
+						opts := emulatorOptions(b)
+						opts.BaseEndpoint = &proxy.URL
+						httpClient, counter := proxy.HTTPClient()
+						opts.HTTPClient = httpClient
+						m := &benchkit.Meter{Concurrency: w.Concurrency}
+						run := benchkit.Begin(b, proxy, counter)
+						c.consume(b, sqs.New(opts), url, w, m)
+						run.End(b, m, w.Messages)
+						httpClient.CloseIdleConnections()
+					}
+				})
+			}
+		}
+	}
+}
+
+var (
+	latencyQueues atomic.Int64
+	latencyWarmUp sync.Once // the emulator's JIT warmed up before the first measurement
+)
+
+// latencyQueue creates a fresh queue named after the benchmark (SQS allows letters, digits,
+// hyphens and underscores).
+func latencyQueue(b *testing.B, client *sqs.Client) string {
+	b.Helper()
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, fmt.Sprintf("%s-%d", b.Name(), latencyQueues.Add(1)))
+	if len(name) > 80 {
+		name = name[len(name)-80:]
+	}
+	out, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: &name})
+	if err != nil {
+		b.Fatalf("create queue: %v", err)
+	}
+	return *out.QueueUrl
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 var emu *emulator.Emulator
 
 func TestMain(m *testing.M) {
+	benchkit.ServeProxyIfChild() // BenchmarkUnderLatency re-executes this binary as its proxy
 	code := m.Run()
 	emu.Stop()
 	os.Exit(code)
@@ -31,8 +33,21 @@ func TestMain(m *testing.M) {
 
 var queues atomic.Int64
 
+// warmUp warms the emulator up once per process, before the latency benchmarks.
+var warmUp sync.Once
+
 // setup returns a counted emulator client and a fresh queue.
 func setup(b *testing.B) (*sqs.Client, *benchkit.CountingTransport, string) {
+	startEmulator(b)
+	opts := emu.Options()
+	counter := &benchkit.CountingTransport{Base: http.DefaultTransport}
+	opts.HTTPClient = &http.Client{Transport: counter}
+	client := sqs.New(opts)
+	return client, counter, newQueue(b, client)
+}
+
+// startEmulator starts the emulator the first time it is called.
+func startEmulator(b *testing.B) {
 	if emu == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -44,16 +59,16 @@ func setup(b *testing.B) (*sqs.Client, *benchkit.CountingTransport, string) {
 			b.Skipf("emulator not available: %v", err)
 		}
 	}
-	opts := emu.Options()
-	counter := &benchkit.CountingTransport{Base: http.DefaultTransport}
-	opts.HTTPClient = &http.Client{Transport: counter}
-	client := sqs.New(opts)
+}
+
+// newQueue creates a fresh queue.
+func newQueue(b *testing.B, client *sqs.Client) string {
 	name := fmt.Sprintf("gocdk-%d", queues.Add(1))
 	out, err := client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: &name})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return client, counter, *out.QueueUrl
+	return *out.QueueUrl
 }
 
 // consume runs the receive loop Go CDK's documentation recommends (Receive, then handle on a
@@ -126,4 +141,49 @@ func BenchmarkIdle(b *testing.B) {
 			benchkit.ReportIdle(b, requests, window)
 		}
 	})
+}
+
+// BenchmarkUnderLatency runs issue 19's workloads (benchkit.LatencyWorkloads) through Go CDK
+// and a latency proxy in front of the emulator, once per network of benchkit.Networks, as the
+// root module's BenchmarkUnderLatency does for this library: the queue is filled directly and
+// only the consumption goes through the proxy, with a fresh HTTP client that has the SDK's
+// default transport settings. The emulator is warmed up first (benchkit.WarmUp).
+func BenchmarkUnderLatency(b *testing.B) {
+	networks, err := benchkit.Networks()
+	if err != nil {
+		b.Fatal(err)
+	}
+	startEmulator(b)
+	direct := emu.Client()
+	warmUp.Do(func() {
+		if err := benchkit.WarmUp(context.Background(), direct, "gocdk-warm-up", 5000); err != nil {
+			b.Fatalf("warm-up: %v", err)
+		}
+	})
+	for _, n := range networks {
+		for _, w := range benchkit.LatencyWorkloads {
+			b.Run(fmt.Sprintf("%s/%s/gocdk-awssnssqs", n, w.Name), func(b *testing.B) {
+				proxy := benchkit.StartProxy(b, emu.URL, n)
+				for b.Loop() {
+					url := newQueue(b, direct)
+					if err := benchkit.SendN(context.Background(), direct, url, w.Messages); err != nil {
+						b.Fatal(err)
+					}
+					opts := emu.Options()
+					opts.BaseEndpoint = &proxy.URL
+					httpClient, counter := proxy.HTTPClient()
+					opts.HTTPClient = httpClient
+					m := &benchkit.Meter{Concurrency: w.Concurrency}
+					run := benchkit.Begin(b, proxy, counter)
+					sub := awssnssqs.OpenSubscriptionV2(context.Background(), sqs.New(opts), url, &awssnssqs.SubscriptionOptions{Raw: true})
+					consume(b, sub, w.Concurrency, int64(w.Messages), m, m.Wrap(w.Work))
+					if err := sub.Shutdown(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					run.End(b, m, w.Messages)
+					httpClient.CloseIdleConnections()
+				}
+			})
+		}
+	}
 }

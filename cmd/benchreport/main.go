@@ -6,7 +6,15 @@
 //
 // It runs, in order: BenchmarkThroughput on sqstest (-count runs each, the median reported),
 // BenchmarkWorkload and BenchmarkIdle on sqstest and the fauxqs emulator, and the same
-// workloads through Go CDK in bench/gocdk. It takes a few minutes.
+// workloads through Go CDK in bench/gocdk; then BenchmarkUnderLatency in both modules through
+// a latency proxy, once with the round trips of -latencies over HTTP and once with -tls (a
+// round trip and a cost per new connection, over HTTPS). It takes several minutes; -quick
+// cuts it down (one run each, fewer messages on sqstest, a short idle window, 0 and 15 ms).
+//
+// With -latency-only it runs only the latency benchmarks and prints the "Under latency"
+// section on stdout, writing no file:
+//
+//	go run ./cmd/benchreport -latency-only -latencies 15ms
 package main
 
 import (
@@ -34,40 +42,95 @@ func main() {
 		benchtime = flag.String("throughput-benchtime", "50000x", "-benchtime of BenchmarkThroughput")
 		count     = flag.Int("count", 3, "runs of each throughput benchmark (the median is reported)")
 		idle      = flag.Duration("idle-window", 60*time.Second, "how long the idle benchmarks watch an empty queue")
+		latencies = flag.String("latencies", "0ms,5ms,15ms,50ms", "round trips of the latency benchmarks over HTTP, comma-separated (empty: none)")
+		tlsNet    = flag.String("tls", "15ms,30ms", "round trip and cost per new connection of the latency benchmarks over HTTPS (empty: none)")
+		quick     = flag.Bool("quick", false, "a quick run: -count 1, -throughput-benchtime 5000x, -idle-window 5s, -latencies 0ms,15ms")
+		latOnly   = flag.Bool("latency-only", false, "run only the latency benchmarks and print their section on stdout; write no file")
 	)
 	flag.Parse()
-	if err := run(*out, *chart, *benchtime, *count, *idle); err != nil {
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["count"] {
+			*count = 1
+		}
+		if !set["throughput-benchtime"] {
+			*benchtime = "5000x"
+		}
+		if !set["idle-window"] {
+			*idle = 5 * time.Second
+		}
+		if !set["latencies"] {
+			*latencies = "0ms,15ms"
+		}
+	}
+	passes, err := latencyPasses(*latencies, *tlsNet)
+	if err == nil && *latOnly {
+		err = runLatencyOnly(passes)
+	} else if err == nil {
+		err = run(*out, *chart, *benchtime, *count, *idle, passes)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, chart, benchtime string, count int, idle time.Duration) error {
+// pass is one `go test -bench` run of the report.
+type pass struct {
+	dir, bench, benchtime string
+	count                 int
+	env                   []string // added to the environment
+}
+
+// latencyPasses returns the environments of the latency benchmarks: one with the round trips
+// of latencies over HTTP, one with tlsNet ("RTT,CONN") over HTTPS; an empty string skips one.
+func latencyPasses(latencies, tlsNet string) ([][]string, error) {
+	var envs [][]string
+	if latencies != "" {
+		for _, v := range strings.Split(latencies, ",") {
+			if _, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
+				return nil, fmt.Errorf("-latencies %q: %w", latencies, err)
+			}
+		}
+		envs = append(envs, []string{"BENCH_LATENCY=" + latencies, "BENCH_CONN_LATENCY=0s", "BENCH_TLS=0"})
+	}
+	if tlsNet != "" {
+		rtt, conn, ok := strings.Cut(tlsNet, ",")
+		_, err1 := time.ParseDuration(rtt)
+		_, err2 := time.ParseDuration(conn)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("-tls %q: want ROUNDTRIP,PERCONNECTION, e.g. 15ms,30ms", tlsNet)
+		}
+		envs = append(envs, []string{"BENCH_LATENCY=" + rtt, "BENCH_CONN_LATENCY=" + conn, "BENCH_TLS=1"})
+	}
+	return envs, nil
+}
+
+// latencyRuns returns the passes of the latency benchmarks, each environment in both modules.
+func latencyRuns(root string, envs [][]string) []pass {
+	var out []pass
+	for _, env := range envs {
+		out = append(out,
+			pass{root, "^BenchmarkUnderLatency$", "1x", 1, env},
+			pass{filepath.Join(root, "bench", "gocdk"), "^BenchmarkUnderLatency$", "1x", 1, env})
+	}
+	return out
+}
+
+func run(out, chart, benchtime string, count int, idle time.Duration, latency [][]string) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
 	}
-	env := append(os.Environ(), "BENCH_IDLE_WINDOW="+idle.String())
-	var results []Result
-	for _, r := range []struct {
-		dir, bench, benchtime string
-		count                 int
-	}{
-		{root, "^BenchmarkThroughput$", benchtime, count},
-		{root, "^Benchmark(Workload|Idle)$", "1x", 1},
-		{filepath.Join(root, "bench", "gocdk"), ".", "1x", 1},
-	} {
-		args := []string{"test", "-run", "^$", "-bench", r.bench, "-benchtime", r.benchtime, "-count", strconv.Itoa(r.count), "."}
-		fmt.Fprintf(os.Stderr, "== (cd %s && go %s)\n", r.dir, strings.Join(args, " "))
-		cmd := exec.Command("go", args...)
-		cmd.Dir, cmd.Env = r.dir, env
-		var buf bytes.Buffer
-		cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go test in %s: %w", r.dir, err)
-		}
-		results = append(results, Parse(&buf)...)
+	env := []string{"BENCH_IDLE_WINDOW=" + idle.String()}
+	results, err := runPasses(append([]pass{
+		{root, "^BenchmarkThroughput$", benchtime, count, env},
+		{root, "^Benchmark(Workload|Idle)$", "1x", 1, env},
+		{filepath.Join(root, "bench", "gocdk"), "^Benchmark(Workload|Idle)$", "1x", 1, env},
+	}, latencyRuns(root, latency)...))
+	if err != nil {
+		return err
 	}
 	svg := Chart(results)
 	if err := os.WriteFile(filepath.Join(root, chart), []byte(svg), 0o644); err != nil {
@@ -75,6 +138,38 @@ func run(out, chart, benchtime string, count int, idle time.Duration) error {
 	}
 	md := Markdown(results, Machine(), chart, benchtime, count, idle)
 	return os.WriteFile(filepath.Join(root, out), []byte(md), 0o644)
+}
+
+func runLatencyOnly(latency [][]string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	results, err := runPasses(latencyRuns(root, latency))
+	if err != nil {
+		return err
+	}
+	fmt.Print(LatencySection(results))
+	return nil
+}
+
+// runPasses runs each pass, its output copied to stderr, and returns the benchmark lines.
+func runPasses(passes []pass) ([]Result, error) {
+	var results []Result
+	for _, r := range passes {
+		args := []string{"test", "-run", "^$", "-bench", r.bench, "-benchtime", r.benchtime, "-count", strconv.Itoa(r.count), "."}
+		fmt.Fprintf(os.Stderr, "== (cd %s && %s go %s)\n", r.dir, strings.Join(r.env, " "), strings.Join(args, " "))
+		cmd := exec.Command("go", args...)
+		cmd.Dir, cmd.Env = r.dir, append(os.Environ(), r.env...)
+		var buf bytes.Buffer
+		cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("go test in %s: %w", r.dir, err)
+		}
+		results = append(results, Parse(&buf)...)
+	}
+	return results, nil
 }
 
 func repoRoot() (string, error) {

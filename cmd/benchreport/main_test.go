@@ -57,3 +57,50 @@ func TestReportAndChart(t *testing.T) {
 		t.Fatalf("chart:\n%s", svg)
 	}
 }
+
+const latencySample = `BenchmarkUnderLatency/rtt=15ms/W1-noop-c64/sqsconsumer-pool-2         	       1	2115549116 ns/op	        23.00 conns	         0.9903 cpu-s/10k-msgs	      3353 msgs/s	         2.000 peak-handlers	         0.2012 requests/msg	         0.0000080 utilisation
+BenchmarkUnderLatency/rtt=15ms/W2-10-50ms-c32/sqsconsumer-pool-2      	       1	3201301347 ns/op	         6.000 conns	         2.873 cpu-s/10k-msgs	       714.7 msgs/s	        32.00 peak-handlers	         0.2080 requests/msg	         0.9609 utilisation
+BenchmarkUnderLatency/rtt=15ms/W1-noop-c64/gocdk-awssnssqs-2         	       1	3180165901 ns/op	      1073 conns	         2.086 cpu-s/10k-msgs	      2144 msgs/s	         1.000 peak-handlers	         0.3820 requests/msg	         0.0000038 utilisation
+BenchmarkUnderLatency/rtt=15ms/W2-10-50ms-c32/gocdk-awssnssqs-2      	       1	3076595867 ns/op	       989.0 conns	         5.339 cpu-s/10k-msgs	       728.9 msgs/s	        32.00 peak-handlers	         1.109 requests/msg	         0.8317 utilisation
+BenchmarkUnderLatency/rtt=15ms,tls,conn=30ms/W1-noop-c64/sqsconsumer-pool-2         	       1	2732923953 ns/op	        36.00 conns	         1.380 cpu-s/10k-msgs	      2705 msgs/s	         2.000 peak-handlers	         0.2012 requests/msg	         0.0001180 utilisation
+BenchmarkUnderLatency/rtt=15ms,tls,conn=30ms/W1-noop-c64/gocdk-awssnssqs-2         	       1	3020178080 ns/op	      1231 conns	         4.107 cpu-s/10k-msgs	      2067 msgs/s	         2.000 peak-handlers	         0.3728 requests/msg	         0.0000771 utilisation
+`
+
+func TestLatencySection(t *testing.T) {
+	rs := Parse(strings.NewReader(latencySample))
+	md := LatencySection(rs)
+	for _, want := range []string{
+		"## Under latency",
+		"| 15ms | sqsconsumer-pool | 3353 | 0.961 | 0.201 / 0.208 | 23 / 6 | 0.99 / 2.87 | $0.080 / $0.083 | $0.101 / $0.104 |",
+		"| 15ms | naive-baseline | — | — | — / — | — / — | — / — | — / — | — / — |",
+		"| 15ms, TLS, 30ms per new connection | gocdk-awssnssqs | 2067 | — | 0.373 / — | 1231 / — |",
+		"- 15ms: sqsconsumer (pool) against Go CDK: W1 throughput x1.56, W2 utilisation x1.16.",
+		"$0.40 per million requests",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("section lacks %q:\n%s", want, md)
+		}
+	}
+	text, met := latencyTarget(rs)
+	if met || !strings.Contains(text, "15ms: W2 utilisation 0.961 at 0.208 requests/msg; W1 3353 msgs/s against Go CDK's 2144") {
+		t.Errorf("target %q met=%v: the TLS row lacks W2, so it is not met", text, met)
+	}
+	if got := LatencySection(nil); !strings.Contains(got, "Not measured in this run.") {
+		t.Errorf("empty section:\n%s", got)
+	}
+}
+
+func TestLatencyPasses(t *testing.T) {
+	envs, err := latencyPasses("0ms,15ms", "15ms,30ms")
+	if err != nil || len(envs) != 2 || envs[0][0] != "BENCH_LATENCY=0ms,15ms" || envs[1][1] != "BENCH_CONN_LATENCY=30ms" || envs[1][2] != "BENCH_TLS=1" {
+		t.Fatalf("%v %v", envs, err)
+	}
+	if envs, err := latencyPasses("", ""); err != nil || len(envs) != 0 {
+		t.Fatalf("empty: %v %v", envs, err)
+	}
+	for _, bad := range [][2]string{{"15", ""}, {"", "15ms"}, {"", "15ms,x"}} {
+		if _, err := latencyPasses(bad[0], bad[1]); err == nil {
+			t.Errorf("latencyPasses(%q, %q) accepted", bad[0], bad[1])
+		}
+	}
+}

@@ -31,7 +31,7 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 	p("")
 	p("Machine: %s.", machine)
 	p("")
-	p("Rerun with `go run ./cmd/benchreport` (a few minutes; it starts the fauxqs emulator the way the tests do). Every number below comes from that one run.")
+	p("Rerun with `go run ./cmd/benchreport` (several minutes; it starts the fauxqs emulator the way the tests do; `-quick` for a shorter run). Every number below comes from that one run.")
 	p("")
 
 	p("## Targets")
@@ -63,6 +63,10 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 			met = met && ok1 && ok2 && u >= 0.95 && r <= 0.25
 		}
 		p("| %s: utilisation >= 0.95 (stretch 0.97) at <= 0.25 requests/msg | %s | %s |", where.label, strings.Join(parts, "; "), verdict(met))
+	}
+	{
+		text, met := latencyTarget(results)
+		p("| 15 ms round trip, HTTP and TLS (W1, W2 under latency): W2 utilisation >= 0.95 at <= 0.21 requests/msg, W1 msgs/s at least Go CDK's | %s | %s |", text, verdict(met))
 	}
 	{
 		v, ok := get("BenchmarkIdle/emulator/sqsconsumer", "receives/20s")
@@ -124,6 +128,8 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 		}
 	}
 	p("")
+
+	b.WriteString(LatencySection(results))
 
 	p("## Library overhead: throughput on sqstest")
 	p("")
