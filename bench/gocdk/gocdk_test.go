@@ -187,3 +187,175 @@ func BenchmarkUnderLatency(b *testing.B) {
 		}
 	}
 }
+
+// proxied returns a client of the emulator through proxy, with a fresh HTTP client of the
+// SDK's default settings whose ReceiveMessage requests signal; close its idle connections when
+// done.
+func proxied(proxy *benchkit.Proxy) (*sqs.Client, *benchkit.ReceiveSignal, *http.Client) {
+	opts := emu.Options()
+	opts.BaseEndpoint = &proxy.URL
+	httpClient, counter := proxy.HTTPClient()
+	signal := &benchkit.ReceiveSignal{Base: counter}
+	opts.HTTPClient = &http.Client{Transport: signal}
+	return sqs.New(opts), signal, httpClient
+}
+
+// warmDirect starts and warms up the emulator once per process and returns a direct client.
+func warmDirect(b *testing.B) *sqs.Client {
+	startEmulator(b)
+	direct := emu.Client()
+	warmUp.Do(func() {
+		if err := benchkit.WarmUp(context.Background(), direct, "gocdk-warm-up", 5000); err != nil {
+			b.Fatalf("warm-up: %v", err)
+		}
+	})
+	return direct
+}
+
+// BenchmarkSendLatency measures the delay from a send to its handler's start through Go CDK,
+// as the root module's BenchmarkSendLatency does for this library: a producer sends 200
+// messages a second for 5 s (100 a second for 1 s unless BENCH_HEAVY=1), one SendMessage call
+// each, through the same latency proxy as the subscription, once Go CDK's first receive is on
+// its way; handlers of 10-50 ms at concurrency 32; Go CDK's default options (Raw: true).
+func BenchmarkSendLatency(b *testing.B) {
+	networks, err := benchkit.Networks()
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct := warmDirect(b)
+	rate, total := 100, 100
+	if benchkit.Heavy() {
+		rate, total = 200, 1000
+	}
+	for _, n := range networks {
+		b.Run(fmt.Sprintf("%s/gocdk-awssnssqs", n), func(b *testing.B) {
+			proxy := benchkit.StartProxy(b, emu.URL, n)
+			for b.Loop() {
+				url := newQueue(b, direct)
+				client, signal, httpClient := proxied(proxy)
+				producer, _, producerHTTP := proxied(proxy)
+				started := signal.Arm()
+				d := &benchkit.Delays{Want: total}
+				errc := make(chan error, 1)
+				go func() {
+					<-started
+					errc <- benchkit.Produce(context.Background(), producer, url, total, rate)
+				}()
+				m := &benchkit.Meter{Concurrency: 32}
+				sub := awssnssqs.OpenSubscriptionV2(context.Background(), client, url, &awssnssqs.SubscriptionOptions{Raw: true})
+				consume(b, sub, 32, int64(total), m, m.Wrap(func(body string) {
+					d.Start(body)
+					time.Sleep(benchkit.LatencyOf(body))
+				}))
+				if err := sub.Shutdown(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				if err := <-errc; err != nil {
+					b.Fatalf("produce: %v", err)
+				}
+				d.Report(b)
+				httpClient.CloseIdleConnections()
+				producerHTTP.CloseIdleConnections()
+			}
+		})
+	}
+}
+
+// BenchmarkShutdown measures, through Go CDK and a latency proxy, the time from cancelling the
+// receive loop's ctx to Subscription.Shutdown's return, the loop having waited for its
+// running handlers first (the equivalent of this library's Run returning), as the root
+// module's BenchmarkShutdown does: idle (an empty queue, cancelled as the first receive
+// starts) and busy (1,000 messages, handlers of 10-50 ms at concurrency 32, cancelled once 64
+// handlers have started), benchkit.Repeats times each: shutdown-ms is the median,
+// shutdown-max-ms the longest. Go CDK's defaults: short polls; messages it received but had
+// not handed out are left to their visibility timeout.
+func BenchmarkShutdown(b *testing.B) {
+	networks, err := benchkit.Networks()
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct := warmDirect(b)
+	for _, n := range networks {
+		for _, busy := range []bool{false, true} {
+			state := map[bool]string{false: "idle", true: "busy"}[busy]
+			b.Run(fmt.Sprintf("%s/%s/gocdk-awssnssqs", n, state), func(b *testing.B) {
+				proxy := benchkit.StartProxy(b, emu.URL, n)
+				for b.Loop() {
+					var samples benchkit.Durations
+					for range benchkit.Repeats() {
+						samples = append(samples, shutdownOnce(b, direct, proxy, busy))
+					}
+					samples.Report(b, "shutdown")
+				}
+			})
+		}
+	}
+}
+
+func shutdownOnce(b *testing.B, direct *sqs.Client, proxy *benchkit.Proxy, busy bool) time.Duration {
+	url := newQueue(b, direct)
+	client, signal, httpClient := proxied(proxy)
+	defer httpClient.CloseIdleConnections()
+	ready := signal.Arm()
+	handle := func(*pubsub.Message) {}
+	if busy {
+		if err := benchkit.SendN(context.Background(), direct, url, 1000); err != nil {
+			b.Fatal(err)
+		}
+		running := make(chan struct{})
+		ready = running
+		var started atomic.Int64
+		handle = func(m *pubsub.Message) {
+			if started.Add(1) == 64 {
+				close(running)
+			}
+			time.Sleep(benchkit.LatencyOf(string(m.Body)))
+		}
+	}
+	sub := awssnssqs.OpenSubscriptionV2(context.Background(), client, url, &awssnssqs.SubscriptionOptions{Raw: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- receiveLoop(ctx, sub, 32, handle) }()
+	select {
+	case <-ready:
+	case err := <-errc:
+		b.Fatalf("receive loop returned before the cancel: %v", err)
+	}
+	start := time.Now()
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// receiveLoop runs Go CDK's documented receive loop until ctx is cancelled, handles each
+// message on a goroutine bounded by a semaphore channel and acks it, waits for the running
+// handlers, and shuts the subscription down.
+func receiveLoop(ctx context.Context, sub *pubsub.Subscription, concurrency int, handle func(*pubsub.Message)) error {
+	sem := make(chan struct{}, concurrency)
+	var err error
+	for {
+		msg, rerr := sub.Receive(ctx)
+		if rerr != nil {
+			if ctx.Err() == nil {
+				err = rerr
+			}
+			break
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			handle(msg)
+			msg.Ack()
+		}()
+	}
+	for range concurrency {
+		sem <- struct{}{}
+	}
+	if serr := sub.Shutdown(context.Background()); err == nil {
+		err = serr
+	}
+	return err
+}

@@ -185,13 +185,22 @@ func (p *Proxy) Stats(tb testing.TB) latencyproxy.Stats {
 // the proxy), trusting the proxy's certificate, and counting its requests. Each call has its
 // own connections; close them with CloseIdleConnections.
 func (p *Proxy) HTTPClient() (*http.Client, *CountingTransport) {
-	tr := awshttp.NewBuildableClient().GetTransport()
-	if cfg := latencyproxy.ClientTLSConfig(p.certPEM); cfg != nil {
-		tr.TLSClientConfig.RootCAs = cfg.RootCAs
-	}
-	counter := &CountingTransport{Base: tr}
+	counter := &CountingTransport{Base: sdkTransport(p.certPEM)}
 	return &http.Client{Transport: counter}, counter
 }
+
+// sdkTransport is a new transport with the AWS SDK's default settings, trusting certPEM (a
+// proxy's certificate) when it is not empty.
+func sdkTransport(certPEM []byte) *http.Transport {
+	tr := awshttp.NewBuildableClient().GetTransport()
+	if cfg := latencyproxy.ClientTLSConfig(certPEM); cfg != nil {
+		tr.TLSClientConfig.RootCAs = cfg.RootCAs
+	}
+	return tr
+}
+
+// CertPEM returns the proxy's certificate, PEM-encoded, when it speaks TLS; nil otherwise.
+func (p *Proxy) CertPEM() []byte { return p.certPEM }
 
 // Close stops the child and waits for it to exit. A second Close does nothing.
 func (p *Proxy) Close() error {
