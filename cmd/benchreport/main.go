@@ -11,10 +11,16 @@
 // round trip and a cost per new connection, over HTTPS). It takes several minutes; -quick
 // cuts it down (one run each, fewer messages on sqstest, a short idle window, 0 and 15 ms).
 //
+// Last it runs the benchmarks of scale and latency in both modules through a latency proxy of
+// -scale-latencies (15 ms): BenchmarkScaleOut (1, 2 and 4 consumer processes on one queue),
+// BenchmarkGroup50 (a Group of 50 queues, idle and backlogged), BenchmarkSendLatency (send to
+// handler start) and BenchmarkShutdown, their full variants (BENCH_HEAVY=1) unless -quick.
+//
 // With -latency-only it runs only the latency benchmarks and prints the "Under latency"
-// section on stdout, writing no file:
+// section on stdout, writing no file; -scale-only does the same for the scale sections:
 //
 //	go run ./cmd/benchreport -latency-only -latencies 15ms
+//	go run ./cmd/benchreport -scale-only
 package main
 
 import (
@@ -46,6 +52,8 @@ func main() {
 		tlsNet    = flag.String("tls", "15ms,30ms", "round trip and cost per new connection of the latency benchmarks over HTTPS (empty: none)")
 		quick     = flag.Bool("quick", false, "a quick run: -count 1, -throughput-benchtime 5000x, -idle-window 5s, -latencies 0ms,15ms")
 		latOnly   = flag.Bool("latency-only", false, "run only the latency benchmarks and print their section on stdout; write no file")
+		scaleLat  = flag.String("scale-latencies", "15ms", "round trips of the scale-out, Group, send-latency and shutdown benchmarks, comma-separated (empty: none)")
+		scaleOnly = flag.Bool("scale-only", false, "run only the scale-out, Group, send-latency and shutdown benchmarks and print their sections on stdout; write no file")
 	)
 	flag.Parse()
 	if *quick {
@@ -65,10 +73,22 @@ func main() {
 		}
 	}
 	passes, err := latencyPasses(*latencies, *tlsNet)
-	if err == nil && *latOnly {
-		err = runLatencyOnly(passes)
-	} else if err == nil {
-		err = run(*out, *chart, *benchtime, *count, *idle, passes)
+	var root string
+	if err == nil {
+		root, err = repoRoot()
+	}
+	var scale []pass
+	if err == nil {
+		scale, err = scalePasses(root, *scaleLat, *idle, *quick)
+	}
+	switch {
+	case err != nil:
+	case *latOnly:
+		err = runLatencyOnly(root, passes)
+	case *scaleOnly:
+		err = runScaleOnly(scale, !*quick)
+	default:
+		err = run(root, *out, *chart, *benchtime, *count, *idle, passes, scale, !*quick)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
@@ -118,17 +138,13 @@ func latencyRuns(root string, envs [][]string) []pass {
 	return out
 }
 
-func run(out, chart, benchtime string, count int, idle time.Duration, latency [][]string) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
+func run(root, out, chart, benchtime string, count int, idle time.Duration, latency [][]string, scale []pass, heavy bool) error {
 	env := []string{"BENCH_IDLE_WINDOW=" + idle.String()}
 	results, err := runPasses(append([]pass{
 		{root, "^BenchmarkThroughput$", benchtime, count, env},
 		{root, "^Benchmark(Workload|Idle)$", "1x", 1, env},
 		{filepath.Join(root, "bench", "gocdk"), "^Benchmark(Workload|Idle)$", "1x", 1, env},
-	}, latencyRuns(root, latency)...))
+	}, append(latencyRuns(root, latency), scale...)...))
 	if err != nil {
 		return err
 	}
@@ -136,20 +152,25 @@ func run(out, chart, benchtime string, count int, idle time.Duration, latency []
 	if err := os.WriteFile(filepath.Join(root, chart), []byte(svg), 0o644); err != nil {
 		return err
 	}
-	md := Markdown(results, Machine(), chart, benchtime, count, idle)
+	md := Markdown(results, Machine(), chart, benchtime, count, idle, heavy)
 	return os.WriteFile(filepath.Join(root, out), []byte(md), 0o644)
 }
 
-func runLatencyOnly(latency [][]string) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
+func runLatencyOnly(root string, latency [][]string) error {
 	results, err := runPasses(latencyRuns(root, latency))
 	if err != nil {
 		return err
 	}
 	fmt.Print(LatencySection(results))
+	return nil
+}
+
+func runScaleOnly(scale []pass, heavy bool) error {
+	results, err := runPasses(scale)
+	if err != nil {
+		return err
+	}
+	fmt.Print(ScaleSections(results, heavy))
 	return nil
 }
 

@@ -36,7 +36,7 @@ func TestParseAndMedian(t *testing.T) {
 
 func TestReportAndChart(t *testing.T) {
 	rs := Parse(strings.NewReader(sample))
-	md := Markdown(rs, "test machine", "chart.svg", "50000x", 3, time.Minute)
+	md := Markdown(rs, "test machine", "chart.svg", "50000x", 3, time.Minute, true)
 	for _, want := range []string{
 		"Machine: test machine.",
 		"| deep backlog, no-op handler, emulator: <= 0.21 requests/msg | pool 0.201, semaphore 0.201 | met |",

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// Markdown renders the report.
-func Markdown(results []Result, machine, chart, benchtime string, count int, idle time.Duration) string {
+// Markdown renders the report; heavy says whether the scale benchmarks ran their full
+// variants (BENCH_HEAVY=1).
+func Markdown(results []Result, machine, chart, benchtime string, count int, idle time.Duration, heavy bool) string {
 	med := Median(results)
 	get := func(name, unit string) (float64, bool) {
 		v, ok := med[name][unit]
@@ -74,6 +75,10 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 			fmtv(v, ok, "%.2f"), idle, verdict(ok && v <= 1.0+20/idle.Seconds()+0.01))
 	}
 	{
+		text, met := groupIdleTarget(results, idle)
+		p("| a Group of 50 idle queues: at most one ReceiveMessage per queue per 20 s long poll | %s | %s |", text, verdict(met))
+	}
+	{
 		best, name := 0.0, ""
 		for _, s := range []string{"pool", "semaphore"} {
 			for _, c := range concurrencies {
@@ -130,6 +135,7 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 	p("")
 
 	b.WriteString(LatencySection(results))
+	b.WriteString(ScaleSections(results, heavy))
 
 	p("## Library overhead: throughput on sqstest")
 	p("")
