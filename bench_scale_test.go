@@ -137,7 +137,8 @@ const group50 = 50
 // but those named:
 //
 //   - idle: all 50 empty for benchkit.IdleWindow, long polls capped at the window, on the
-//     emulator directly: receives per queue per 20 s.
+//     emulator directly, at the default concurrency (10 for the whole group) and at 50:
+//     receives per queue per 20 s, and the share of the queues polled at all in the window.
 //   - backlog: 100 messages on each queue (20 by default), handlers of 10-50 ms, concurrency
 //     50 across the group, through a latency proxy; stopped when half of all the messages were
 //     handled, so that every queue still had a backlog the whole time. The spread of handled
@@ -149,33 +150,13 @@ func BenchmarkGroup50(b *testing.B) {
 		b.Fatal(err)
 	}
 	direct := warmEmulator(b)
-	b.Run("idle", func(b *testing.B) {
-		window := benchkit.IdleWindow()
-		wait := min(window, 20*time.Second).Truncate(time.Second)
-		client, counter := countedEmulatorClient(b)
-		for b.Loop() {
-			g, err := sqsconsumer.NewGroup(sqsconsumer.WithWaitTime(wait), quiet)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for range group50 {
-				if err := g.Add(client, latencyQueue(b, direct), func(context.Context, *sqsconsumer.Message) error { return nil }, sqsconsumer.Share{}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			errc := make(chan error, 1)
-			before := counter.Requests()
-			go func() { errc <- g.Run(ctx) }()
-			<-time.After(window) // the measurement window, not a wait for a condition
-			requests := counter.Requests() - before
-			cancel()
-			if err := <-errc; err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(requests)*float64(20*time.Second)/float64(window)/group50, "receives/queue/20s")
+	for _, concurrency := range []int{0, group50} {
+		name := "idle/default-concurrency"
+		if concurrency > 0 {
+			name = fmt.Sprintf("idle/concurrency=%d", concurrency)
 		}
-	})
+		b.Run(name, func(b *testing.B) { benchGroupIdle(b, direct, concurrency) })
+	}
 	perQueue := 20
 	if benchkit.Heavy() {
 		perQueue = 100
@@ -232,6 +213,61 @@ func BenchmarkGroup50(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchGroupIdle watches a Group of 50 empty queues (concurrency 0: the default) for
+// benchkit.IdleWindow: receives/queue/20s, and polled (the share of the queues that sent a
+// receive in the window: a queue not polled would not see a message arrive).
+func benchGroupIdle(b *testing.B, direct *sqs.Client, concurrency int) {
+	window := benchkit.IdleWindow()
+	wait := min(window, 20*time.Second).Truncate(time.Second)
+	client := emulatorClient(b)
+	for b.Loop() {
+		opts := []sqsconsumer.Option{sqsconsumer.WithWaitTime(wait), quiet}
+		if concurrency > 0 {
+			opts = append(opts, sqsconsumer.WithConcurrency(concurrency))
+		}
+		g, err := sqsconsumer.NewGroup(opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		receives := make([]atomic.Int64, group50)
+		for i := range group50 {
+			counted := receiveCounter{client, &receives[i]}
+			if err := g.Add(counted, latencyQueue(b, direct), func(context.Context, *sqsconsumer.Message) error { return nil }, sqsconsumer.Share{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- g.Run(ctx) }()
+		<-time.After(window) // the measurement window, not a wait for a condition
+		var total, polled int64
+		for i := range receives {
+			n := receives[i].Load()
+			total += n
+			if n > 0 {
+				polled++
+			}
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(total)*float64(20*time.Second)/float64(window)/group50, "receives/queue/20s")
+		b.ReportMetric(float64(polled)/group50, "polled")
+	}
+}
+
+// receiveCounter counts the ReceiveMessage calls made through it, as they start.
+type receiveCounter struct {
+	sqsconsumer.Client
+	n *atomic.Int64
+}
+
+func (r receiveCounter) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, o ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	r.n.Add(1)
+	return r.Client.ReceiveMessage(ctx, in, o...)
 }
 
 // sendLoad is BenchmarkSendLatency's steady load, a rate per second and a number of messages:

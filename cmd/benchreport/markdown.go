@@ -76,7 +76,7 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 	}
 	{
 		text, met := groupIdleTarget(results, idle)
-		p("| a Group of 50 idle queues: at most one ReceiveMessage per queue per 20 s long poll | %s | %s |", text, verdict(met))
+		p("| a Group of 50 idle queues: every queue polled, at most one ReceiveMessage per queue per 20 s long poll | %s | %s |", text, verdict(met))
 	}
 	{
 		best, name := 0.0, ""
