@@ -893,13 +893,11 @@ func TestPollersAdaptToBacklogAndIdle(t *testing.T) {
 		s := sqstest.New()
 		url := s.MustCreateQueue("q", nil)
 		sendN(t, s, url, 5000)
-		// Each receive takes 20 ms, as over a network; handlers take 1 ms: one poller cannot
-		// keep 64 slots fed.
+		// Each call takes 20 ms, as over a network; handlers take 1 ms: one poller cannot keep
+		// 64 slots fed. (The pacer measures the round trip on deletes, so they must be as far
+		// away as the receives, as they are on SQS.)
 		s.SetFaults(sqstest.Faults{Latency: func(op string, _ any) time.Duration {
-			if op == "ReceiveMessage" {
-				return 20 * time.Millisecond
-			}
-			return 0
+			return 20 * time.Millisecond
 		}})
 		var n atomic.Int64
 		c, err := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error {
