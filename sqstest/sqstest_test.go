@@ -38,7 +38,8 @@ func send(t *testing.T, s *sqstest.Server, url, body string, opt ...func(*sqs.Se
 
 func receive(t *testing.T, s *sqstest.Server, url string, max, vis int32) []types.Message {
 	t.Helper()
-	out, err := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: max, VisibilityTimeout: vis})
+	out, err := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: max, VisibilityTimeout: vis,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll}})
 	if err != nil {
 		t.Fatal(err)
 	}
