@@ -75,7 +75,11 @@ func (s *Server) receive(ctx context.Context, in *sqs.ReceiveMessageInput) (*sqs
 	}
 	deadline := now.Add(wait)
 	for {
-		taken := s.take(q, max, vis, now)
+		n := max
+		if !q.fifo {
+			n = s.noise.limit(max, wait > 0)
+		}
+		taken := s.take(q, n, vis, now)
 		if len(taken) > 0 || !now.Before(deadline) {
 			out := make([]types.Message, len(taken))
 			for i, m := range taken {
@@ -212,18 +216,17 @@ func (q *queue) nextVisible(now time.Time) (time.Time, bool) {
 	return next, found
 }
 
-// take receives up to max visible messages in send order. On a FIFO queue a group is skipped
-// from its first message that cannot be received (in flight or delayed), so a group's messages
-// come in order and never while an earlier one is in flight.
+// take receives up to max visible messages in send order (in a random order on a standard
+// queue under WithNondeterminism). On a FIFO queue a group is skipped from its first message
+// that cannot be received (in flight or delayed), so a group's messages come in order and
+// never while an earlier one is in flight.
 func (s *Server) take(q *queue, max int, vis time.Duration, now time.Time) []*message {
 	var out []*message
 	var blocked map[string]bool
 	if q.fifo {
 		blocked = map[string]bool{}
 	}
-	for e := q.msgs.Front(); e != nil && len(out) < max; {
-		m := e.Value.(*message)
-		next := e.Next()
+	consider := func(m *message) {
 		switch {
 		case q.fifo && blocked[m.group]:
 		case m.visibleAt.After(now):
@@ -241,6 +244,19 @@ func (s *Server) take(q *queue, max int, vis time.Duration, now time.Time) []*me
 			m.visibleAt = now.Add(vis)
 			out = append(out, m)
 		}
+	}
+	if !q.fifo && s.noise != nil {
+		for _, m := range s.noise.shuffled(q.msgs) {
+			if len(out) == max {
+				break
+			}
+			consider(m)
+		}
+		return out
+	}
+	for e := q.msgs.Front(); e != nil && len(out) < max; {
+		next := e.Next() // consider may move the message to a dead-letter queue
+		consider(e.Value.(*message))
 		e = next
 	}
 	return out

@@ -29,10 +29,11 @@
 //     SDK's validation fails them;
 //   - fault injection (SetFaults) for errors, throttling, partial batch failures and latency.
 //
-// It does not model what makes SQS nondeterministic: a short poll that samples a subset of
-// servers and returns fewer messages than are visible, reordering and duplicate deliveries on
-// standard queues, eventual consistency of the approximate counts, message retention expiry,
-// permissions, tags, encryption and message move tasks.
+// By default it is deterministic where SQS is not: a short poll on SQS samples a subset of
+// servers and may return fewer messages than are visible, and standard queues reorder and may
+// deliver a message twice. WithNondeterminism injects the first two; duplicates are not
+// injected. Not modelled either: eventual consistency of the approximate counts, message
+// retention expiry, permissions, tags, encryption, message move tasks and throughput quotas.
 //
 // Time is the runtime's clock, so tests in a testing/synctest bubble run on fake time.
 package sqstest
@@ -94,6 +95,7 @@ type Faults struct {
 // usable; call New.
 type Server struct {
 	strict bool
+	noise  *noise // nil unless WithNondeterminism
 	faults atomic.Pointer[Faults]
 	calls  sync.Map // op -> *atomic.Int64
 
