@@ -2,6 +2,7 @@ package sqstest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,7 +19,9 @@ func Example() {
 	url := s.MustCreateQueue("jobs", map[string]string{"VisibilityTimeout": "30"})
 	s.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String("hello")})
 
-	out, _ := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
+	// As on SQS, only the attributes asked for come back.
+	out, _ := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
 	m := out.Messages[0]
 	fmt.Println(*m.Body, m.Attributes["ApproximateReceiveCount"])
 	s.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &url, ReceiptHandle: m.ReceiptHandle})
@@ -44,11 +47,12 @@ func ExampleServer_SetFaults() {
 		Entry: func(op, _ string) *types.BatchResultErrorEntry { return sqstest.EntryError("InternalError", false) },
 	})
 	_, err := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url})
-	fmt.Println(err)
+	var throttled *types.RequestThrottled // wrapped in a *smithy.OperationError, as the SDK returns it
+	fmt.Println(errors.As(err, &throttled), throttled.ErrorCode())
 	out, _ := s.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: []types.DeleteMessageBatchRequestEntry{{Id: aws.String("0"), ReceiptHandle: aws.String("rh-1-1")}}})
 	fmt.Println(*out.Failed[0].Code, out.Failed[0].SenderFault)
 	// Output:
-	// RequestThrottled: Rate exceeded
+	// true RequestThrottled
 	// InternalError false
 }
 

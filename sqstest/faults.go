@@ -7,7 +7,9 @@ import (
 
 // Throttled returns the error SQS answers a throttled call with (RequestThrottled), for
 // Faults.Call.
-func Throttled() error { return &types.RequestThrottled{Message: ptr("Rate exceeded")} }
+func Throttled() error {
+	return &types.RequestThrottled{Message: ptr("Rate exceeded"), ErrorCodeOverride: ptr("RequestThrottled")}
+}
 
 // ServerError returns an internal server error (InternalFailure), for Faults.Call.
 func ServerError() error {

@@ -2,8 +2,6 @@ package sqstest
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,15 +11,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-func md5Hex(s string) string {
-	sum := md5.Sum([]byte(s))
-	return hex.EncodeToString(sum[:])
+// attempt is what a FIFO receive with a ReceiveRequestAttemptId returned, for its retries.
+type attempt struct {
+	at      time.Time
+	keys    []int64
+	handles []string
+	until   []time.Time // each message's visibleAt as the receive left it
 }
 
 // ReceiveMessage implements the SQS call. It waits up to WaitTimeSeconds (or the queue's
-// ReceiveMessageWaitTimeSeconds) for a message; a ctx that ends while it waits returns ctx's
-// error and takes nothing. Every system attribute is returned, and every message attribute.
+// ReceiveMessageWaitTimeSeconds) for a message and returns as soon as one becomes receivable;
+// a ctx that ends while it waits returns ctx's error and takes nothing. It returns the system
+// attributes named in MessageSystemAttributeNames (or the deprecated AttributeNames) and the
+// message attributes named in MessageAttributeNames, as SQS does. On a FIFO queue a retry with
+// the ReceiveRequestAttemptId of a receive in the last 5 minutes returns that receive's
+// messages and receipt handles again, resetting their visibility, unless one of them was
+// deleted, changed or received since.
 func (s *Server) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	out, err := s.receive(ctx, in)
+	return out, wrapErr("ReceiveMessage", err)
+}
+
+func (s *Server) receive(ctx context.Context, in *sqs.ReceiveMessageInput) (*sqs.ReceiveMessageOutput, error) {
 	if err := s.begin(ctx, "ReceiveMessage", in); err != nil {
 		return nil, err
 	}
@@ -30,20 +41,22 @@ func (s *Server) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput
 		max = 1
 	}
 	if max < 1 || max > 10 {
-		return nil, invalidParam("MaxNumberOfMessages %d, want 1..10", max)
+		return nil, invalidParam("Value %d for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.", max)
 	}
 	if in.WaitTimeSeconds < 0 || in.WaitTimeSeconds > 20 {
-		return nil, invalidParam("WaitTimeSeconds %d, want 0..20", in.WaitTimeSeconds)
+		return nil, invalidParam("Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", in.WaitTimeSeconds)
 	}
 	if in.VisibilityTimeout < 0 || in.VisibilityTimeout > 43200 {
-		return nil, invalidParam("VisibilityTimeout %d, want 0..43200", in.VisibilityTimeout)
+		return nil, invalidParam("Value %d for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= 43200, if provided.", in.VisibilityTimeout)
 	}
+	sel := newSelection(in)
+	attemptID := deref(in.ReceiveRequestAttemptId)
 	url := deref(in.QueueUrl)
 	s.mu.Lock()
 	q := s.byURL(url)
 	if q == nil {
 		s.mu.Unlock()
-		return nil, missingQueue()
+		return nil, errNoQueue()
 	}
 	wait := q.wait
 	if in.WaitTimeSeconds > 0 {
@@ -54,10 +67,32 @@ func (s *Server) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput
 		vis = time.Duration(in.VisibilityTimeout) * time.Second
 	}
 	now := time.Now()
+	if q.fifo && attemptID != "" {
+		if out, ok := q.retry(attemptID, vis, now, sel); ok {
+			s.mu.Unlock()
+			return &sqs.ReceiveMessageOutput{Messages: out}, nil
+		}
+	}
 	deadline := now.Add(wait)
 	for {
-		out := s.take(q, max, vis, now)
-		if len(out) > 0 || !now.Before(deadline) {
+		n := max
+		if !q.fifo {
+			n = s.noise.limit(max, wait > 0)
+		}
+		taken := s.take(q, n, vis, now)
+		if len(taken) > 0 || !now.Before(deadline) {
+			out := make([]types.Message, len(taken))
+			for i, m := range taken {
+				out[i] = m.toSDK(q.fifo, sel)
+			}
+			if q.fifo && attemptID != "" && len(taken) > 0 {
+				a := &attempt{at: now}
+				for _, m := range taken {
+					a.keys, a.handles, a.until = append(a.keys, m.key), append(a.handles, m.handle), append(a.until, m.visibleAt)
+				}
+				q.pruneAttempts(now)
+				q.attempts[attemptID] = a
+			}
 			s.mu.Unlock()
 			return &sqs.ReceiveMessageOutput{Messages: out}, nil
 		}
@@ -79,10 +114,93 @@ func (s *Server) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput
 		s.mu.Lock()
 		if q = s.byURL(url); q == nil {
 			s.mu.Unlock()
-			return nil, missingQueue()
+			return nil, errNoQueue()
 		}
 		now = time.Now()
 	}
+}
+
+// retry answers a FIFO receive retried with the attempt id of an earlier one: the same
+// messages and handles, their visibility reset, when none was deleted, changed or received
+// since and the earlier receive was less than 5 minutes ago.
+func (q *queue) retry(id string, vis time.Duration, now time.Time, sel selection) ([]types.Message, bool) {
+	a := q.attempts[id]
+	if a == nil {
+		return nil, false
+	}
+	delete(q.attempts, id)
+	if now.Sub(a.at) >= attemptWindow {
+		return nil, false
+	}
+	msgs := make([]*message, len(a.keys))
+	for i, k := range a.keys {
+		m := q.byID[k]
+		if m == nil || m.handle != a.handles[i] || !m.visibleAt.Equal(a.until[i]) {
+			return nil, false
+		}
+		msgs[i] = m
+	}
+	out := make([]types.Message, len(msgs))
+	for i, m := range msgs {
+		m.visibleAt = now.Add(vis)
+		m.receivedAt = now
+		a.until[i] = m.visibleAt
+		out[i] = m.toSDK(q.fifo, sel)
+	}
+	q.attempts[id] = a
+	q.notify()
+	return out, true
+}
+
+func (q *queue) pruneAttempts(now time.Time) {
+	for id, a := range q.attempts {
+		if now.Sub(a.at) >= attemptWindow {
+			delete(q.attempts, id)
+		}
+	}
+}
+
+// selection is which attributes a receive asked for.
+type selection struct {
+	allSys   bool
+	sys      map[string]bool
+	allAttrs bool
+	attrs    map[string]bool
+	prefixes []string
+}
+
+func newSelection(in *sqs.ReceiveMessageInput) selection {
+	sel := selection{sys: map[string]bool{}, attrs: map[string]bool{}}
+	for _, n := range in.AttributeNames {
+		sel.sys[string(n)] = true
+	}
+	for _, n := range in.MessageSystemAttributeNames {
+		sel.sys[string(n)] = true
+	}
+	sel.allSys = sel.sys["All"]
+	for _, n := range in.MessageAttributeNames {
+		switch {
+		case n == "All" || n == ".*":
+			sel.allAttrs = true
+		case strings.HasSuffix(n, ".*"):
+			sel.prefixes = append(sel.prefixes, strings.TrimSuffix(n, "*"))
+		default:
+			sel.attrs[n] = true
+		}
+	}
+	return sel
+}
+
+func (sel selection) wantAttr(name string) bool {
+	if sel.allAttrs || sel.attrs[name] {
+		return true
+	}
+	for _, p := range sel.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // nextVisible returns the earliest time a message of q that is invisible now becomes visible.
@@ -98,18 +216,17 @@ func (q *queue) nextVisible(now time.Time) (time.Time, bool) {
 	return next, found
 }
 
-// take receives up to max visible messages in send order. On a FIFO queue a group is skipped
-// from its first message that cannot be received (in flight or delayed), so a group's messages
-// come in order and never while an earlier one is in flight.
-func (s *Server) take(q *queue, max int, vis time.Duration, now time.Time) []types.Message {
-	var out []types.Message
+// take receives up to max visible messages in send order (in a random order on a standard
+// queue under WithNondeterminism). On a FIFO queue a group is skipped from its first message
+// that cannot be received (in flight or delayed), so a group's messages come in order and
+// never while an earlier one is in flight.
+func (s *Server) take(q *queue, max int, vis time.Duration, now time.Time) []*message {
+	var out []*message
 	var blocked map[string]bool
 	if q.fifo {
 		blocked = map[string]bool{}
 	}
-	for e := q.msgs.Front(); e != nil && len(out) < max; {
-		m := e.Value.(*message)
-		next := e.Next()
+	consider := func(m *message) {
 		switch {
 		case q.fifo && blocked[m.group]:
 		case m.visibleAt.After(now):
@@ -119,20 +236,35 @@ func (s *Server) take(q *queue, max int, vis time.Duration, now time.Time) []typ
 		case q.maxReceives > 0 && m.receiveCount >= q.maxReceives && s.redrive(q, m, now):
 		default:
 			m.receiveCount++
-			if m.receiveCount == 1 {
+			if m.firstReceive.IsZero() {
 				m.firstReceive = now
 			}
 			m.handle = "rh-" + strconv.FormatInt(m.key, 10) + "-" + strconv.Itoa(m.receiveCount)
 			m.receivedAt = now
 			m.visibleAt = now.Add(vis)
-			out = append(out, m.toSDK(q.fifo))
+			out = append(out, m)
 		}
+	}
+	if !q.fifo && s.noise != nil {
+		for _, m := range s.noise.shuffled(q.msgs) {
+			if len(out) == max {
+				break
+			}
+			consider(m)
+		}
+		return out
+	}
+	for e := q.msgs.Front(); e != nil && len(out) < max; {
+		next := e.Next() // consider may move the message to a dead-letter queue
+		consider(e.Value.(*message))
 		e = next
 	}
 	return out
 }
 
-// redrive moves m to q's dead-letter queue and reports whether it did.
+// redrive moves m to q's dead-letter queue and reports whether it did. The message keeps its
+// id, attributes and receive count: SQS's ApproximateReceiveCount counts receives across all
+// queues.
 func (s *Server) redrive(q *queue, m *message, now time.Time) bool {
 	dlq := s.byArn(q.dlqArn)
 	if dlq == nil {
@@ -140,8 +272,8 @@ func (s *Server) redrive(q *queue, m *message, now time.Time) bool {
 	}
 	q.remove(m)
 	q.movedToDLQ++
-	moved := &message{key: m.key, id: m.id, body: m.body, attrs: m.attrs, group: m.group, dedup: m.dedup,
-		seq: m.seq, sentAt: m.sentAt, visibleAt: now}
+	moved := &message{key: m.key, id: m.id, body: m.body, attrs: m.attrs, traceHeader: m.traceHeader, group: m.group, dedup: m.dedup,
+		seq: m.seq, sourceArn: q.arn, sentAt: m.sentAt, visibleAt: now, firstReceive: m.firstReceive, receiveCount: m.receiveCount}
 	moved.elem = dlq.msgs.PushBack(moved)
 	dlq.byID[moved.key] = moved
 	dlq.sent++
@@ -152,26 +284,50 @@ func (s *Server) redrive(q *queue, m *message, now time.Time) bool {
 func (q *queue) remove(m *message) {
 	q.msgs.Remove(m.elem)
 	delete(q.byID, m.key)
+	if q.fifo {
+		q.notify() // its group may have unlocked
+	}
 }
 
-func (m *message) toSDK(fifo bool) types.Message {
-	attrs := map[string]string{
+func (m *message) toSDK(fifo bool, sel selection) types.Message {
+	sys := map[string]string{
 		"ApproximateReceiveCount":          strconv.Itoa(m.receiveCount),
 		"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.firstReceive.UnixMilli(), 10),
 		"SentTimestamp":                    strconv.FormatInt(m.sentAt.UnixMilli(), 10),
-		"SenderId":                         "000000000000",
+		"SenderId":                         "AIDAEXAMPLESQSTEST000",
+	}
+	if m.traceHeader != "" {
+		sys["AWSTraceHeader"] = m.traceHeader
 	}
 	if m.group != "" {
-		attrs["MessageGroupId"] = m.group
+		sys["MessageGroupId"] = m.group
+	}
+	if m.sourceArn != "" {
+		sys["DeadLetterQueueSourceArn"] = m.sourceArn
 	}
 	if fifo {
-		attrs["MessageDeduplicationId"] = m.dedup
-		attrs["SequenceNumber"] = m.seq
+		sys["MessageDeduplicationId"] = m.dedup
+		sys["SequenceNumber"] = m.seq
 	}
-	return types.Message{
-		MessageId: ptr(m.id), ReceiptHandle: ptr(m.handle), Body: ptr(m.body), MD5OfBody: ptr(md5Hex(m.body)),
-		Attributes: attrs, MessageAttributes: m.attrs,
+	out := types.Message{MessageId: ptr(m.id), ReceiptHandle: ptr(m.handle), Body: ptr(m.body), MD5OfBody: ptr(md5Hex(m.body))}
+	for k, v := range sys {
+		if sel.allSys || sel.sys[k] {
+			if out.Attributes == nil {
+				out.Attributes = map[string]string{}
+			}
+			out.Attributes[k] = v
+		}
 	}
+	for k, v := range m.attrs {
+		if sel.wantAttr(k) {
+			if out.MessageAttributes == nil {
+				out.MessageAttributes = map[string]types.MessageAttributeValue{}
+			}
+			out.MessageAttributes[k] = v
+		}
+	}
+	out.MD5OfMessageAttributes = nonEmpty(messageAttributesMD5(out.MessageAttributes))
+	return out
 }
 
 type handleState int
@@ -210,19 +366,25 @@ func (e *entryError) Error() string { return e.code + ": " + e.msg }
 func (e *entryError) api() error {
 	switch e.code {
 	case "ReceiptHandleIsInvalid":
-		return &types.ReceiptHandleIsInvalid{Message: ptr(e.msg)}
-	case "MessageNotInflight":
-		return &types.MessageNotInflight{Message: ptr(e.msg)}
+		return errHandleInvalid(e.msg)
+	case "AWS.SimpleQueueService.MessageNotInflight":
+		return errNotInflight(e.msg)
 	}
 	return invalidParam("%s", e.msg)
 }
 
-func (s *Server) deleteOne(q *queue, h string) *entryError {
+func expired(h string) *entryError {
+	return &entryError{"InvalidParameterValue", "Value " + h + " for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."}
+}
+
+func (s *Server) deleteOne(q *queue, h string, now time.Time) *entryError {
 	m, st := q.lookup(h)
-	switch st {
-	case handleMalformed:
-		return &entryError{"ReceiptHandleIsInvalid", "the receipt handle " + h + " is not valid"}
-	case handleCurrent:
+	switch {
+	case st == handleMalformed:
+		return &entryError{"ReceiptHandleIsInvalid", "The input receipt handle \"" + h + "\" is not a valid receipt handle."}
+	case q.fifo && st == handleSuperseded, q.fifo && st == handleCurrent && !m.visibleAt.After(now):
+		return expired(h) // a FIFO handle dies with its visibility timeout
+	case st == handleCurrent:
 		q.remove(m)
 		q.deleted++
 		return nil
@@ -236,116 +398,123 @@ func (s *Server) deleteOne(q *queue, h string) *entryError {
 
 func (s *Server) changeOne(q *queue, h string, secs int32, now time.Time) *entryError {
 	if secs < 0 || secs > 43200 {
-		return &entryError{"InvalidParameterValue", fmt.Sprintf("VisibilityTimeout %d, want 0..43200", secs)}
+		return &entryError{"InvalidParameterValue", fmt.Sprintf("Value %d for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.", secs)}
 	}
 	m, st := q.lookup(h)
 	switch st {
-	case handleMalformed, handleGone, handleSuperseded:
-		return &entryError{"ReceiptHandleIsInvalid", "the receipt handle " + h + " has expired or is not valid"}
+	case handleMalformed:
+		return &entryError{"ReceiptHandleIsInvalid", "The input receipt handle \"" + h + "\" is not a valid receipt handle."}
+	case handleGone, handleSuperseded:
+		return &entryError{"ReceiptHandleIsInvalid", "the receipt handle " + h + " has expired"}
 	}
 	if !m.visibleAt.After(now) {
-		return &entryError{"MessageNotInflight", "message " + m.id + " is not in flight"}
+		return &entryError{"AWS.SimpleQueueService.MessageNotInflight", "Message " + m.id + " is not in flight."}
 	}
-	until := now.Add(time.Duration(secs) * time.Second)
-	if until.Sub(m.receivedAt) > maxVisibility {
-		return &entryError{"InvalidParameterValue", "the total visibility timeout would exceed 12 hours"}
+	// SQS counts the 12-hour maximum from the receive in whole seconds.
+	elapsed := now.Sub(m.receivedAt).Truncate(time.Second)
+	if elapsed+time.Duration(secs)*time.Second > maxVisibility {
+		return &entryError{"InvalidParameterValue", fmt.Sprintf("Value %d for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]", secs)}
 	}
-	m.visibleAt = until
+	m.visibleAt = now.Add(time.Duration(secs) * time.Second)
 	q.notify() // long polls recompute when the next message becomes visible
 	return nil
 }
 
-// DeleteMessage implements the SQS call.
+// DeleteMessage implements the SQS call. A standard queue accepts a superseded handle without
+// deleting (WithStrict fails it); a FIFO queue refuses a handle whose visibility lapsed as
+// expired.
 func (s *Server) DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
-	err := s.locked(ctx, "DeleteMessage", in, deref(in.QueueUrl), func(q *queue) error {
-		if e := s.deleteOne(q, deref(in.ReceiptHandle)); e != nil {
+	if err := s.begin(ctx, "DeleteMessage", in); err != nil {
+		return nil, wrapErr("DeleteMessage", err)
+	}
+	err := s.locked(deref(in.QueueUrl), func(q *queue) error {
+		if e := s.deleteOne(q, deref(in.ReceiptHandle), time.Now()); e != nil {
 			return e.api()
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, wrapErr("DeleteMessage", err)
 	}
 	return &sqs.DeleteMessageOutput{}, nil
 }
 
 // DeleteMessageBatch implements the SQS call.
 func (s *Server) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
+	if err := s.begin(ctx, "DeleteMessageBatch", in); err != nil {
+		return nil, wrapErr("DeleteMessageBatch", err)
+	}
 	ids := make([]*string, len(in.Entries))
 	handles := make([]string, len(in.Entries))
 	for i, e := range in.Entries {
 		ids[i], handles[i] = e.Id, deref(e.ReceiptHandle)
 	}
-	ok, failed, err := s.batch(ctx, "DeleteMessageBatch", in, deref(in.QueueUrl), ids, handles, nil, func(q *queue, i int, _ time.Time) *entryError {
-		return s.deleteOne(q, deref(in.Entries[i].ReceiptHandle))
+	if err := checkBatch(ids); err != nil {
+		return nil, wrapErr("DeleteMessageBatch", err)
+	}
+	out := &sqs.DeleteMessageBatchOutput{}
+	failed, err := s.batch("DeleteMessageBatch", deref(in.QueueUrl), ids, handles, func(q *queue, i int, now time.Time) *entryError {
+		if e := s.deleteOne(q, handles[i], now); e != nil {
+			return e
+		}
+		out.Successful = append(out.Successful, types.DeleteMessageBatchResultEntry{Id: ids[i]})
+		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, wrapErr("DeleteMessageBatch", err)
 	}
-	out := &sqs.DeleteMessageBatchOutput{Failed: failed}
-	for _, id := range ok {
-		out.Successful = append(out.Successful, types.DeleteMessageBatchResultEntry{Id: id})
-	}
+	out.Failed = failed
 	return out, nil
 }
 
 // ChangeMessageVisibility implements the SQS call.
 func (s *Server) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
-	err := s.locked(ctx, "ChangeMessageVisibility", in, deref(in.QueueUrl), func(q *queue) error {
+	if err := s.begin(ctx, "ChangeMessageVisibility", in); err != nil {
+		return nil, wrapErr("ChangeMessageVisibility", err)
+	}
+	err := s.locked(deref(in.QueueUrl), func(q *queue) error {
 		if e := s.changeOne(q, deref(in.ReceiptHandle), in.VisibilityTimeout, time.Now()); e != nil {
 			return e.api()
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, wrapErr("ChangeMessageVisibility", err)
 	}
 	return &sqs.ChangeMessageVisibilityOutput{}, nil
 }
 
 // ChangeMessageVisibilityBatch implements the SQS call.
 func (s *Server) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
+	if err := s.begin(ctx, "ChangeMessageVisibilityBatch", in); err != nil {
+		return nil, wrapErr("ChangeMessageVisibilityBatch", err)
+	}
 	ids := make([]*string, len(in.Entries))
 	handles := make([]string, len(in.Entries))
 	for i, e := range in.Entries {
 		ids[i], handles[i] = e.Id, deref(e.ReceiptHandle)
 	}
-	ok, failed, err := s.batch(ctx, "ChangeMessageVisibilityBatch", in, deref(in.QueueUrl), ids, handles, nil, func(q *queue, i int, now time.Time) *entryError {
-		return s.changeOne(q, deref(in.Entries[i].ReceiptHandle), in.Entries[i].VisibilityTimeout, now)
+	if err := checkBatch(ids); err != nil {
+		return nil, wrapErr("ChangeMessageVisibilityBatch", err)
+	}
+	out := &sqs.ChangeMessageVisibilityBatchOutput{}
+	failed, err := s.batch("ChangeMessageVisibilityBatch", deref(in.QueueUrl), ids, handles, func(q *queue, i int, now time.Time) *entryError {
+		if e := s.changeOne(q, handles[i], in.Entries[i].VisibilityTimeout, now); e != nil {
+			return e
+		}
+		out.Successful = append(out.Successful, types.ChangeMessageVisibilityBatchResultEntry{Id: ids[i]})
+		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, wrapErr("ChangeMessageVisibilityBatch", err)
 	}
-	out := &sqs.ChangeMessageVisibilityBatchOutput{Failed: failed}
-	for _, id := range ok {
-		out.Successful = append(out.Successful, types.ChangeMessageVisibilityBatchResultEntry{Id: id})
-	}
+	out.Failed = failed
 	return out, nil
 }
 
-// locked counts the call, applies injected faults, and runs f with the server locked and the
-// queue at url found.
-func (s *Server) locked(ctx context.Context, op string, in any, url string, f func(q *queue) error) error {
-	if err := s.begin(ctx, op, in); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q := s.byURL(url)
-	if q == nil {
-		return missingQueue()
-	}
-	return f(q)
-}
-
-// batch runs a batch call: SQS's checks of the entry ids and check's of the whole request (may
-// be nil), then, for each entry, an injected entry fault or apply. It returns the ids of the
-// entries that succeeded and the failed ones.
-func (s *Server) batch(ctx context.Context, op string, in any, url string, ids []*string, handles []string, check func(q *queue) error, apply func(q *queue, i int, now time.Time) *entryError) (ok []*string, failed []types.BatchResultErrorEntry, err error) {
-	if err := checkBatch(ids); err != nil {
-		s.begin(ctx, op, in) // counted like any call SQS answers
-		return nil, nil, err
-	}
+// batch runs a batch call whose ids were checked: for each entry, an injected entry fault or
+// apply, which records a success itself. It returns the failed entries.
+func (s *Server) batch(op, url string, ids []*string, handles []string, apply func(q *queue, i int, now time.Time) *entryError) (failed []types.BatchResultErrorEntry, err error) {
 	faults := make([]*types.BatchResultErrorEntry, len(ids))
 	for i := range ids {
 		handle := ""
@@ -354,12 +523,7 @@ func (s *Server) batch(ctx context.Context, op string, in any, url string, ids [
 		}
 		faults[i] = s.entryFault(op, handle)
 	}
-	err = s.locked(ctx, op, in, url, func(q *queue) error {
-		if check != nil {
-			if err := check(q); err != nil {
-				return err
-			}
-		}
+	err = s.locked(url, func(q *queue) error {
 		now := time.Now()
 		for i, id := range ids {
 			if f := faults[i]; f != nil {
@@ -369,11 +533,9 @@ func (s *Server) batch(ctx context.Context, op string, in any, url string, ids [
 			}
 			if e := apply(q, i, now); e != nil {
 				failed = append(failed, types.BatchResultErrorEntry{Id: id, Code: ptr(e.code), Message: ptr(e.msg), SenderFault: true})
-				continue
 			}
-			ok = append(ok, id)
 		}
 		return nil
 	})
-	return ok, failed, err
+	return failed, err
 }

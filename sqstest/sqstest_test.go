@@ -38,7 +38,8 @@ func send(t *testing.T, s *sqstest.Server, url, body string, opt ...func(*sqs.Se
 
 func receive(t *testing.T, s *sqstest.Server, url string, max, vis int32) []types.Message {
 	t.Helper()
-	out, err := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: max, VisibilityTimeout: vis})
+	out, err := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: max, VisibilityTimeout: vis,
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,4 +288,39 @@ func TestBatchLimitsAndFaults(t *testing.T) {
 	if s.Calls("ReceiveMessage") != 3 || s.Calls("") < 6 {
 		t.Fatalf("calls: receive %d, all %d", s.Calls("ReceiveMessage"), s.Calls(""))
 	}
+}
+
+func TestNondeterminism(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New(sqstest.WithNondeterminism(1))
+		url := s.MustCreateQueue("q", nil)
+		var sent []string
+		for i := range 20 {
+			sent = append(sent, fmt.Sprint(i))
+			send(t, s, url, sent[i])
+		}
+		var got []string
+		var short, empty int
+		for len(got) < len(sent) && short < 1000 {
+			ms := receive(t, s, url, 2, 300)
+			short++
+			if len(ms) == 0 {
+				empty++
+			}
+			for _, m := range ms {
+				got = append(got, *m.Body)
+			}
+		}
+		if len(got) != len(sent) {
+			t.Fatalf("short polls received %d of %d", len(got), len(sent))
+		}
+		if fmt.Sprint(got) == fmt.Sprint(sent) || empty == 0 {
+			t.Errorf("no reordering or no empty short poll: %v, %d empty of %d", got, empty, short)
+		}
+		send(t, s, url, "late")
+		out, err := s.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, WaitTimeSeconds: 20, MaxNumberOfMessages: 10})
+		if err != nil || len(out.Messages) != 1 {
+			t.Fatalf("long poll: %v %v", out, err)
+		}
+	})
 }
