@@ -2,6 +2,7 @@ package sqsconsumer_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,6 +78,105 @@ func TestAttackFIFOHungDeleteDoesNotStallOtherGroups(t *testing.T) {
 		checkReportAddsUp(t, c)
 		if wait > 2*time.Second {
 			t.Errorf("b1 started %v after b0 succeeded: b0's delete waited behind group A's hung call (want about a round trip, here 0)", wait)
+		}
+	})
+}
+
+// A backlog, an idle spell (the extra pollers shrink away), then a backlog again a long round
+// trip away: the second backlog is served as fast as the first, with receives overlapping again
+// (pollers grow back), and the pollers never drop below WithPollers.
+func TestAttackPrefetchRecoversAfterAnIdleSpell(t *testing.T) {
+	for _, minPollers := range []int{1, 2} {
+		t.Run(fmt.Sprint(minPollers), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := sqstest.New()
+				url := s.MustCreateQueue("q", nil)
+				const n, conc, work = 1000, 8, 20 * time.Millisecond
+				var done atomic.Int64
+				c, err := sqsconsumer.New(roundTrip{s, 50 * time.Millisecond}, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+					advance(work)
+					done.Add(1)
+					return nil
+				}, sqsconsumer.WithConcurrency(conc), sqsconsumer.WithPollers(minPollers), quiet)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stop := running(t, c)
+				var fewest int64 = 1 << 30
+				phase := func(want int64) time.Duration {
+					sendN(t, s, url, n)
+					began := time.Now()
+					for done.Load() < want {
+						advance(10 * time.Millisecond)
+						fewest = min(fewest, c.Stats().Pollers)
+					}
+					return time.Since(began)
+				}
+				first := phase(n)
+				for range 120 { // two minutes idle: long polls come back empty
+					advance(time.Second)
+					fewest = min(fewest, c.Stats().Pollers)
+				}
+				second := phase(2 * n)
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+				checkReportAddsUp(t, c)
+				ideal := n * work / conc
+				t.Logf("first backlog %v, second %v (workers' own %v)", first, second, ideal)
+				if second > ideal*13/10 || second > first*12/10 {
+					t.Errorf("second backlog took %v, the first %v; the workers alone need %v", second, first, ideal)
+				}
+				if fewest < int64(minPollers) {
+					t.Errorf("pollers fell to %d, below WithPollers(%d)", fewest, minPollers)
+				}
+			})
+		})
+	}
+}
+
+// The pacer takes the round trip from delete and visibility calls, but what it paces is
+// receives. Where a receive takes longer than a delete (SQS gathers messages; here 20 ms
+// against 0), want stays at one batch, one receive is in flight at a time, and fast handlers
+// are fed 10 messages per receive: 500 messages/s for 64 slots that could do 64,000. (The
+// repository's own TestPollersAdaptToBacklogAndIdle, same setup, fails on main for the same
+// reason: the pollers never reach the maximum.)
+func TestAttackPrefetchCoversASlowReceive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := sqstest.New()
+		url := s.MustCreateQueue("q", nil)
+		const n = 5000
+		sendN(t, s, url, n)
+		s.SetFaults(sqstest.Faults{Latency: func(op string, _ any) time.Duration {
+			if op == "ReceiveMessage" {
+				return 20 * time.Millisecond
+			}
+			return 0
+		}})
+		var done atomic.Int64
+		all := make(chan struct{})
+		c, err := sqsconsumer.New(s, url, func(context.Context, *sqsconsumer.Message) error {
+			advance(time.Millisecond)
+			if done.Add(1) == n {
+				close(all)
+			}
+			return nil
+		}, sqsconsumer.WithConcurrency(64), sqsconsumer.WithMaxPollers(4), quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		stop := running(t, c)
+		<-all
+		took := time.Since(began)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		checkReportAddsUp(t, c)
+		// Four pollers a 20 ms receive apart bring 40 messages per 20 ms: 2.5 s for 5,000.
+		if limit := 4 * time.Second; took > limit {
+			t.Errorf("took %v for %d messages of 1 ms at concurrency 64 with 4 pollers and 20 ms receives; want under %v (one receive at a time needs %v)",
+				took, n, limit, n/10*20*time.Millisecond)
 		}
 	})
 }
