@@ -59,6 +59,10 @@ type ackReq struct {
 const (
 	ackCallTimeout  = 30 * time.Second // per attempt, on a ctx that shutdown does not cancel
 	maxAckSendsOpen = 16               // batch calls in flight at once
+	// maxHold is how long, with interval 0, a partial batch waits for the first attempt of the
+	// call before it: a call that stopped answering (up to ackCallTimeout) must not hold every
+	// other message group's delete with it.
+	maxHold = 200 * time.Millisecond
 )
 
 // ackRetry spaces the retries of an entry that may succeed later: full jitter up to
@@ -91,7 +95,7 @@ type harvesterConfig struct {
 // sent as soon as no call of its kind is on its first attempt, else as soon as one comes back:
 // what arrives during a round trip shares the next call, so a busy FIFO queue sends full
 // batches instead of one call per message, and a message waits at most about one round trip
-// longer (the first attempt of the call before it). Calls run on
+// longer (the first attempt of the call before it), never more than maxHold. Calls run on
 // their own goroutines, at most maxAckSendsOpen at once. An entry that SQS failed as the
 // sender's fault is settled as failed; any other failure (a failed call, SQS's fault, an entry
 // the response does not mention) is retried with backoff for as long as keep says the message
@@ -173,6 +177,19 @@ func (h *harvester) run() {
 			}
 		}
 	}
+	// hold bounds the wait of what flushIdle left pending (interval 0): sent after maxHold
+	// whether or not the call before it has answered.
+	hold := func() {
+		waiting := len(pending[ackDelete])+len(pending[ackVisibility]) > 0
+		switch {
+		case waiting && !armed:
+			timer.Reset(maxHold)
+			armed = true
+		case !waiting && armed:
+			timer.Stop()
+			armed = false
+		}
+	}
 	for {
 		select {
 		case r, ok := <-h.in:
@@ -188,6 +205,7 @@ func (h *harvester) run() {
 			if h.cfg.interval == 0 {
 				h.drainInto(&pending, flush)
 				flushIdle()
+				hold()
 				continue
 			}
 			if !armed && len(pending[ackDelete])+len(pending[ackVisibility]) > 0 {
@@ -200,6 +218,7 @@ func (h *harvester) run() {
 		case <-h.answered:
 			if h.cfg.interval == 0 {
 				flushIdle()
+				hold()
 			}
 		}
 	}

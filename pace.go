@@ -17,7 +17,8 @@ import (
 // where queued is the messages received and waiting to start (in the strategy, not behind their
 // message group), asked the messages receives in flight asked for, rate the handler throughput
 // the concurrency could sustain (concurrency / mean handler time) and rtt the round trip to SQS,
-// measured on the delete and visibility calls (a receive's latency may be a long poll's wait). So with slow handlers and
+// measured on the delete and visibility calls (a receive's latency may be a long poll's wait),
+// or what a receive into a backlog takes when that is longer. So with slow handlers and
 // a near SQS the consumer keeps about a batch waiting; with fast handlers or a far SQS it keeps
 // more, and more receives in flight, up to what the strategy's capacity (concurrency + waiting
 // room) lets it reserve. Until both are measured it keeps a batch.
@@ -32,6 +33,7 @@ type pacer struct {
 
 	mu                  sync.Mutex
 	rtt, handler        float64 // seconds, moving averages; 0 until measured
+	recv                float64 // seconds, moving average of receives into a backlog; 0 until measured
 	lastCalls, lastBusy int64
 	wake                chan struct{} // closed when queued or asked drops; nil while nobody waits
 	sleepers            atomic.Int32
@@ -154,6 +156,17 @@ func (p *pacer) roundTrip(took time.Duration) {
 	p.signal()
 }
 
+// receiveTrip takes the duration of a full receive that began while messages were waiting
+// (one of them was sent well before: it did not wait on an empty queue) as a sample of how
+// long a receive takes, which may be far longer than a delete (SQS gathers the messages).
+func (p *pacer) receiveTrip(took time.Duration) {
+	p.mu.Lock()
+	p.recv = ewma(p.recv, max(took.Seconds(), 1e-7), rttWeight)
+	p.recompute()
+	p.mu.Unlock()
+	p.signal()
+}
+
 // update takes the handler calls since the last update as a sample of the handler time; the
 // runner calls it after every receive.
 func (p *pacer) update() {
@@ -170,10 +183,11 @@ func (p *pacer) update() {
 
 // recompute sets want from the averages, once both are measured. p.mu is held.
 func (p *pacer) recompute() {
-	if p.rtt > 0 && p.handler > 0 && !p.disabled {
+	rtt := max(p.rtt, p.recv) // what a receive takes, at least a round trip
+	if rtt > 0 && p.handler > 0 && !p.disabled {
 		// Rounded up to whole batches, as receives bring them: the margin absorbs handler times
 		// that vary about their mean.
-		batches := math.Ceil(min(float64(p.concurrency)/p.handler*p.rtt, 1e9) / maxBatch)
+		batches := math.Ceil(min(float64(p.concurrency)/p.handler*rtt, 1e9) / maxBatch)
 		p.want.Store(int64(max(batches, 1)) * maxBatch)
 	}
 }

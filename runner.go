@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,6 +157,7 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		asked := res.n
 		r.cfg.pacer.asking(asked - most) // gate counted most
 		res.ask(r.cfg.pacer, asked)      // until admit counts what came as queued, or close
+		began := time.Now()
 		msgs, err := r.receive(recv, asked, attempt)
 		r.cfg.received(len(msgs), err)
 		if err != nil {
@@ -190,6 +192,9 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		failures, bad, attempt = 0, 0, ""
 		r.succeeded.Store(true)
 		r.cfg.stats.receives.Add(1)
+		if len(msgs) >= asked && asked == r.cfg.batch && waitedBefore(msgs, began.Add(-backlogAge)) {
+			r.cfg.pacer.receiveTrip(time.Since(began)) // a receive's time, not a long poll's wait
+		}
 		r.in.admit(msgs, res)
 		res.close()
 		r.cfg.pacer.update()
@@ -211,6 +216,22 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		}
 	}
 	return nil
+}
+
+// backlogAge is how long before a receive began a message it brings must have been sent for
+// the receive to count as one into a backlog (more than the clocks of SQS and this host may
+// disagree by).
+const backlogAge = time.Second
+
+// waitedBefore reports whether one of msgs was sent before t (SQS's SentTimestamp): the queue
+// had messages waiting then, so a receive begun at t did not wait on an empty queue.
+func waitedBefore(msgs []types.Message, t time.Time) bool {
+	for i := range msgs {
+		if ms, err := strconv.ParseInt(msgs[i].Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil && ms < t.UnixMilli() {
+			return true
+		}
+	}
+	return false
 }
 
 // grow counts one more poller and reports true, while fewer than the maximum run.
