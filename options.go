@@ -218,10 +218,10 @@ func WithAckBatchSize(n int) Option {
 
 // WithAckFlushInterval sets how long an acknowledgement may wait for its batch to fill before
 // the batch is sent anyway (default 100 ms). 0 sends a batch as soon as no call of its kind
-// (delete, visibility change) is on its first attempt, else as soon as one comes back: acks that
-// arrive during a round trip share the next call, and none waits more than about a round trip.
-// FIFO queues always work this way, because a group stays locked until its delete lands.
-// d must be >= 0.
+// (delete, visibility change) is on its first attempt, else as soon as one comes back or 200 ms
+// have passed (a hung call does not hold the others up): acks that arrive during a round trip
+// share the next call, and none waits more than a round trip or 200 ms. FIFO queues always
+// work this way, because a group stays locked until its delete lands. d must be >= 0.
 func WithAckFlushInterval(d time.Duration) Option {
 	return func(s *settings) error {
 		if d < 0 {
