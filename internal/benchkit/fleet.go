@@ -171,31 +171,40 @@ type fleetEvent struct {
 	closed bool
 }
 
+// startChild starts this test binary again as a child process with env=payload set (the child
+// sees it and serves instead of testing), its stderr shared, and returns it with its stdin and
+// stdout. what names the child in a failure.
+func startChild(tb testing.TB, what, env string, payload []byte) (*exec.Cmd, io.WriteCloser, io.ReadCloser) {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), env+"="+string(payload))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("%s: %v", what, err)
+	}
+	return cmd, stdin, stdout
+}
+
 // StartFleet starts n consumer processes of spec and returns once each is ready to start.
 // They are stopped at the end of tb at the latest.
 func StartFleet(tb testing.TB, n int, spec ConsumerSpec) *Fleet {
 	tb.Helper()
 	js, _ := json.Marshal(spec)
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	f := &Fleet{events: make(chan fleetEvent, 1024), handled: map[string]int{}}
 	for i := range n {
-		cmd := exec.Command(exe)
-		cmd.Env = append(os.Environ(), consumerEnv+"="+string(js))
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			tb.Fatalf("consumer process: %v", err)
-		}
+		cmd, stdin, stdout := startChild(tb, "consumer process", consumerEnv, js)
 		c := &fleetChild{cmd: cmd, stdin: stdin}
 		f.children = append(f.children, c)
 		tb.Cleanup(func() {

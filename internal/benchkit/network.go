@@ -129,24 +129,7 @@ type hello struct {
 func StartProxy(tb testing.TB, target string, n Network) *Proxy {
 	tb.Helper()
 	cfg, _ := json.Marshal(latencyproxy.Config{Target: target, RoundTrip: n.RoundTrip, Handshake: n.Handshake, TLS: n.TLS})
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("latency proxy: %v", err)
-	}
+	cmd, stdin, stdout := startChild(tb, "latency proxy", childEnv, cfg)
 	p := &Proxy{network: n, cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
 	tb.Cleanup(func() { p.Close() })
 	var h hello
