@@ -3,6 +3,7 @@ package sqsconsumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
@@ -167,4 +169,73 @@ func TestGroupRunErrorsStopTheOthers(t *testing.T) {
 			t.Fatalf("NewGroup with a bad option: %v", err)
 		}
 	})
+}
+
+func TestGroupPollsEveryIdleQueueAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 50 idle queues on the default capacity (concurrency 10 + a waiting room of 40): each
+		// queue's long poll holds one unit, so all 50 are polled from the start, and a message
+		// arriving on any of them is handled at once, not after other queues' polls return.
+		s := sqstest.New()
+		client := &perQueue{Server: s}
+		g, err := sqsconsumer.NewGroup(quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		handled := make(chan string, 1)
+		var urls []string
+		for i := range 50 {
+			url := s.MustCreateQueue(fmt.Sprintf("q%02d", i), nil)
+			urls = append(urls, url)
+			if err := g.Add(client, url, func(ctx context.Context, m *sqsconsumer.Message) error {
+				handled <- *m.Body
+				return nil
+			}, sqsconsumer.Share{}, quiet); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- g.Run(ctx) }()
+		advance(time.Second)
+		synctest.Wait()
+		for _, url := range urls {
+			if n := client.receives(url); n < 1 {
+				t.Errorf("%s: not polled in the first second", url)
+			}
+		}
+		sent := time.Now()
+		sendN(t, s, urls[49], 1)
+		<-handled
+		if took := time.Since(sent); took > time.Second {
+			t.Errorf("a message on the last queue waited %v", took)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// perQueue counts ReceiveMessage calls by queue URL.
+type perQueue struct {
+	*sqstest.Server
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (p *perQueue) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, o ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	p.mu.Lock()
+	if p.n == nil {
+		p.n = map[string]int{}
+	}
+	p.n[*in.QueueUrl]++
+	p.mu.Unlock()
+	return p.Server.ReceiveMessage(ctx, in, o...)
+}
+
+func (p *perQueue) receives(url string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n[url]
 }

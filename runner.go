@@ -129,7 +129,10 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 	failures := 0
 	bad, badSince := 0, time.Time{} // fatal or setup failures in a row, and when they began
 	attempt := ""                   // FIFO: the ReceiveRequestAttemptId a failed receive is retried with
-	idle := false                   // the last receive brought nothing
+	// idle: the last receive brought nothing. A Group's queue starts as idle, so its first long
+	// poll holds one unit of the shared capacity, not a batch: otherwise the first few queues'
+	// polls would hold it all and the others would not be polled until theirs returned empty.
+	idle := r.cfg.askOneWhenIdle
 	for ctx.Err() == nil {
 		most := r.cfg.batch
 		if idle && r.cfg.askOneWhenIdle {
