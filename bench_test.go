@@ -70,7 +70,7 @@ func benchThroughput(b *testing.B, strategy worker.Factory, concurrency int) {
 			close(done)
 		}
 		return nil
-	}, sqsconsumer.WithStrategy(strategy), sqsconsumer.WithConcurrency(concurrency), sqsconsumer.WithWaitTime(time.Second))
+	}, sqsconsumer.WithStrategy(strategy), sqsconsumer.WithConcurrency(concurrency), sqsconsumer.WithWaitTime(time.Second), quiet)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func libraryConsumer(strategy worker.Factory, opts ...sqsconsumer.Option) consum
 			}
 			return nil
 		}, append([]sqsconsumer.Option{sqsconsumer.WithConcurrency(w.Concurrency), sqsconsumer.WithStrategy(strategy),
-			sqsconsumer.WithWaitTime(time.Second)}, opts...)...)
+			sqsconsumer.WithWaitTime(time.Second), quiet}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func BenchmarkIdle(b *testing.B) {
 		client, counter := countedEmulatorClient(b)
 		for b.Loop() {
 			url := emuQueue(b, client, nil)
-			c, err := sqsconsumer.New(client, url, func(context.Context, *sqsconsumer.Message) error { return nil }, sqsconsumer.WithWaitTime(wait))
+			c, err := sqsconsumer.New(client, url, func(context.Context, *sqsconsumer.Message) error { return nil }, sqsconsumer.WithWaitTime(wait), quiet)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -188,7 +188,11 @@ func runPasses(passes []pass) ([]Result, error) {
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("go test in %s: %w", r.dir, err)
 		}
-		results = append(results, Parse(&buf)...)
+		got := Parse(&buf)
+		if len(got) == 0 {
+			return nil, fmt.Errorf("go test in %s (-bench %s) printed no benchmark result that could be read", r.dir, r.bench)
+		}
+		results = append(results, got...)
 	}
 	return results, nil
 }
@@ -217,19 +221,39 @@ type Result struct {
 	Metrics map[string]float64
 }
 
-var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.+)$`)
+var (
+	benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.+)$`)
+	// benchName is a benchmark's name alone, or followed by output the benchmark printed
+	// before its result (a log line): go test writes the name when the benchmark starts.
+	benchName = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?(?:\s|$)`)
+	// benchTail is a result that follows such output on a line of its own.
+	benchTail = regexp.MustCompile(`^(\d+)\s+(\S+ ns/op.*)$`)
+)
 
-// Parse reads `go test -bench` output and returns its benchmark lines.
+// Parse reads `go test -bench` output and returns its benchmark lines. A result printed on a
+// later line than its benchmark's name (because the benchmark logged in between) is joined to
+// the latest name.
 func Parse(r io.Reader) []Result {
 	var out []Result
+	pending := ""
 	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	for sc.Scan() {
-		m := benchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil {
+		line := strings.TrimSpace(sc.Text())
+		var name, metrics string
+		if m := benchLine.FindStringSubmatch(line); m != nil {
+			name, metrics = m[1], m[3]
+		} else if m := benchTail.FindStringSubmatch(line); m != nil && pending != "" {
+			name, metrics = pending, m[2]
+		} else {
+			if m := benchName.FindStringSubmatch(line); m != nil {
+				pending = m[1]
+			}
 			continue
 		}
-		fields := strings.Fields(m[3])
-		res := Result{Name: m[1], Metrics: map[string]float64{}}
+		pending = ""
+		fields := strings.Fields(metrics)
+		res := Result{Name: name, Metrics: map[string]float64{}}
 		for i := 0; i+1 < len(fields); i += 2 {
 			v, err := strconv.ParseFloat(fields[i], 64)
 			if err != nil {

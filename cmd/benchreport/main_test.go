@@ -104,3 +104,24 @@ func TestLatencyPasses(t *testing.T) {
 		}
 	}
 }
+
+// A benchmark that logs while it runs splits its line: go test prints the name, then the log
+// output, then the result on a line of its own. The result must still be found under its name.
+func TestParseResultAfterLogOutput(t *testing.T) {
+	out := "BenchmarkThroughput/pool/c=1-2         \t2026/12/02 17:55:10 INFO sqsconsumer: started queue=q\n" +
+		"2026/12/02 17:55:10 INFO sqsconsumer: stopped queue=q took=351ms\n" +
+		"   50000\t      7007 ns/op\t    142716 msgs/s\t         0.3076 requests/msg\t    1837 B/op\t      25 allocs/op\n" +
+		"BenchmarkThroughput/pool/c=4-2         \t   50000\t      5233 ns/op\t    191111 msgs/s\n" +
+		"2026/12/02 17:55:12 INFO stray line\n" +
+		"   12\t  99 ns/op\n" // a result with no pending name is not invented
+	rs := Parse(strings.NewReader(out))
+	if len(rs) != 2 {
+		t.Fatalf("parsed %d results: %+v", len(rs), rs)
+	}
+	if rs[0].Name != "BenchmarkThroughput/pool/c=1" || rs[0].Metrics["msgs/s"] != 142716 || rs[0].Metrics["allocs/op"] != 25 {
+		t.Fatalf("first result %+v", rs[0])
+	}
+	if rs[1].Name != "BenchmarkThroughput/pool/c=4" || rs[1].Metrics["msgs/s"] != 191111 {
+		t.Fatalf("second result %+v", rs[1])
+	}
+}
