@@ -3,11 +3,14 @@ package sqsconsumer_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/internal/benchkit"
 	"github.com/sqsconsumer/sqsconsumer/pool"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
@@ -59,5 +62,61 @@ func BenchmarkRoundTrip(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkFIFOManyGroups measures what FIFO acks cost: a FIFO queue on sqstest a 15 ms round
+// trip away, 2,000 messages over 100 message groups, handlers of 10 ms at concurrency 32. A
+// group stays locked until its message's delete lands, so FIFO deletes are sent without
+// waiting for a batch to fill; deletes that arrive while a call is out share the next one.
+// It reports requests per message, entries per DeleteMessageBatch call and delete calls per
+// second (FIFO queues allow 300 calls a second per action without high-throughput mode).
+func BenchmarkFIFOManyGroups(b *testing.B) {
+	const (
+		n      = 2000
+		groups = 100
+		rtt    = 15 * time.Millisecond
+	)
+	for b.Loop() {
+		s := sqstest.New()
+		url := s.MustCreateQueue("bench.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+		for i := range n {
+			g := fmt.Sprintf("g%03d", i%groups)
+			if _, err := s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprintf("%s-%05d", g, i)), MessageGroupId: aws.String(g)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		before, beforeDeletes := s.Calls(""), s.Calls("DeleteMessageBatch")
+		var handled atomic.Int64
+		done := make(chan struct{})
+		c, err := sqsconsumer.New(roundTrip{s, rtt}, url, func(context.Context, *sqsconsumer.Message) error {
+			time.Sleep(10 * time.Millisecond)
+			if handled.Add(1) == n {
+				close(done)
+			}
+			return nil
+		}, sqsconsumer.WithConcurrency(32), sqsconsumer.WithWaitTime(time.Second), quiet)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		start := time.Now()
+		go func() { errc <- c.Run(ctx) }()
+		<-done
+		elapsed := time.Since(start)
+		cancel()
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+		r := c.Report()
+		if r.Acked != n {
+			b.Fatalf("acked %d of %d", r.Acked, n)
+		}
+		deletes := s.Calls("DeleteMessageBatch") - beforeDeletes
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(float64(s.Calls("")-before)/n, "requests/msg")
+		b.ReportMetric(float64(n)/float64(deletes), "entries/delete")
+		b.ReportMetric(float64(deletes)/elapsed.Seconds(), "deletes/s")
 	}
 }

@@ -75,6 +75,10 @@ func Markdown(results []Result, machine, chart, benchtime string, count int, idl
 			fmtv(v, ok, "%.2f"), idle, verdict(ok && v <= 1.0+20/idle.Seconds()+0.01))
 	}
 	{
+		text, met := fifoTarget(results)
+		p("| FIFO, 100 groups, 10 ms handlers, 15 ms round trip: <= 0.25 requests/msg, delete calls under FIFO's 300 a second | %s | %s |", text, verdict(met))
+	}
+	{
 		text, met := groupIdleTarget(results, idle)
 		p("| a Group of 50 idle queues: every queue polled, at most one ReceiveMessage per queue per 20 s long poll | %s | %s |", text, verdict(met))
 	}

@@ -28,7 +28,7 @@ func scalePasses(root, latencies string, idle time.Duration, quick bool) ([]pass
 	}
 	env := []string{"BENCH_LATENCY=" + latencies, "BENCH_CONN_LATENCY=0s", "BENCH_TLS=0", "BENCH_HEAVY=" + heavy, "BENCH_IDLE_WINDOW=" + idle.String()}
 	return []pass{
-		{root, "^Benchmark(ScaleOut|Group50|SendLatency|Shutdown)$", "1x", 1, env},
+		{root, "^Benchmark(ScaleOut|Group50|SendLatency|Shutdown|FIFOManyGroups)$", "1x", 1, env},
 		{filepath.Join(root, "bench", "gocdk"), "^Benchmark(SendLatency|Shutdown)$", "1x", 1, env},
 	}, nil
 }
@@ -153,6 +153,19 @@ func ScaleSections(results []Result, heavy bool) string {
 	}
 	p("")
 
+	p("## FIFO acks")
+	p("")
+	p("A FIFO queue on sqstest a 15 ms round trip away (every call waits 15 ms before it reaches the server), 2,000 messages over 100 message groups, handlers of 10 ms at concurrency 32. A group stays locked until its message's delete lands, so FIFO deletes are not held for a batch to fill; deletes that arrive while a call is out share the next one. FIFO queues allow 300 calls a second per API action without high-throughput mode: at N msgs/s with B entries per DeleteMessageBatch, deletes take N / B of them.")
+	p("")
+	if m, ok := med["BenchmarkFIFOManyGroups"]; !ok {
+		p("Not measured in this run.")
+	} else {
+		p("| msgs/s | requests/msg | entries per delete call | delete calls/s |")
+		p("| --- | --- | --- | --- |")
+		p("| %.0f | %.3f | %.2f | %.0f |", m["msgs/s"], m["requests/msg"], m["entries/delete"], m["deletes/s"])
+	}
+	p("")
+
 	p("## Shutdown time")
 	p("")
 	p("From cancelling the consumer (Run's ctx; for Go CDK, the receive loop's ctx, then waiting for running handlers and `Subscription.Shutdown`) to its return, through the latency proxy, concurrency 32. Idle: an empty queue, cancelled as the first receive starts (for sqsconsumer a 20 s long poll; Go CDK short-polls). Busy: 1,000 messages with handlers of 10-50 ms, cancelled once 64 handlers have started; sqsconsumer finishes the running handlers, releases the messages it holds unstarted and flushes its deletes; Go CDK finishes its running handlers and flushes its acks, and leaves messages it received but had not handed out to their visibility timeout. %s; median / longest, in ms.",
@@ -207,4 +220,15 @@ func groupIdleTarget(results []Result, idle time.Duration) (string, bool) {
 	polled, ok2 := m["polled"]
 	return fmt.Sprintf("concurrency 50: %s receives per queue per 20 s, %s of the queues polled (watched for %v)", fmtOpt(v, ok1, "%.2f"), fmtOpt(polled, ok2, "%.2f"), idle),
 		ok1 && ok2 && v <= 1.0+20/idle.Seconds()+0.01 && polled == 1
+}
+
+// fifoTarget is the FIFO cost target: at most 0.25 requests per message with many groups, and
+// delete calls under the 300 a second FIFO queues allow per action.
+func fifoTarget(results []Result) (string, bool) {
+	m, ok := Median(results)["BenchmarkFIFOManyGroups"]
+	if !ok {
+		return "not measured", false
+	}
+	return fmt.Sprintf("%.3f requests/msg, %.2f entries per delete call, %.0f delete calls/s at %.0f msgs/s", m["requests/msg"], m["entries/delete"], m["deletes/s"], m["msgs/s"]),
+		m["requests/msg"] <= 0.25 && m["deletes/s"] < 300
 }

@@ -41,3 +41,20 @@ func TestScaleSections(t *testing.T) {
 		t.Errorf("group idle target: %s %v", text, met)
 	}
 }
+
+func TestFIFOTargetAndSection(t *testing.T) {
+	rs := Parse(strings.NewReader("BenchmarkFIFOManyGroups-2 \t 1\t 764846103 ns/op\t 275.0 deletes/s\t 9.901 entries/delete\t 2723 msgs/s\t 0.2040 requests/msg\n"))
+	text, met := fifoTarget(rs)
+	if !met || !strings.Contains(text, "0.204 requests/msg, 9.90 entries per delete call, 275 delete calls/s at 2723 msgs/s") {
+		t.Fatalf("target %q met=%v", text, met)
+	}
+	if !strings.Contains(ScaleSections(rs, true), "| 2723 | 0.204 | 9.90 | 275 |") {
+		t.Error("FIFO section lacks the row")
+	}
+	if _, met := fifoTarget(Parse(strings.NewReader("BenchmarkFIFOManyGroups-2 \t 1\t 1 ns/op\t 310 deletes/s\t 9 entries/delete\t 3000 msgs/s\t 0.21 requests/msg\n"))); met {
+		t.Error("310 delete calls a second met the target")
+	}
+	if _, met := fifoTarget(nil); met {
+		t.Error("no measurement met the target")
+	}
+}
