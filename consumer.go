@@ -121,6 +121,11 @@ type queue struct {
 	harvester *harvester
 	stats     counters
 	hooks     hooks
+	breaker   *breaker  // nil without WithBreaker
+	gate      *rateGate // nil without WithRateLimit
+
+	waitMu  sync.Mutex
+	waitSet map[*Message]struct{} // with a breaker: messages waiting in the strategy, unstarted
 
 	repeats *repeats // rate-limits identical log lines (shared with the default error handler)
 
@@ -194,13 +199,22 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 		settled:   q.settle,
 		roundTrip: func(d time.Duration) { q.pacer.roundTrip(d) },
 	})
+	if s.breaker != nil {
+		q.waitSet = map[*Message]struct{}{}
+		q.breaker = newBreaker(*s.breaker, int64(units), queueURL, &q.stats, q.stats.inFlight.Load, q.releaseWaiting, q.breakerChanged)
+	}
+	if s.rateLimit > 0 {
+		q.gate = newRateGate(s.rateLimit, s.rateBurst)
+	}
 	q.runner = newRunner(runnerConfig{
 		client: client, queueURL: queueURL, fifo: q.fifo,
 		waitTime: s.waitTime, visibility: s.visibility, batch: s.receiveBatch,
 		pollers: s.pollers, maxPollers: q.s.maxPollers, askOneWhenIdle: inGroup,
-		free:  eng.strategy.Free,
-		pacer: q.pacer,
-		stats: &q.stats,
+		free:    eng.strategy.Free,
+		pacer:   q.pacer,
+		breaker: q.breaker,
+		gate:    q.gate,
+		stats:   &q.stats,
 		received: func(n int, err error) {
 			for _, h := range q.hooks.receive {
 				q.contain("OnReceive hook", func() { h.OnReceive(queueURL, n, err) })

@@ -134,7 +134,7 @@ func (e *engine) run(ctx context.Context) error {
 func (e *engine) stopIntake() {
 	for _, t := range e.strategy.Close() {
 		m := t.Data.(*Message)
-		m.q.exit(m, released)
+		m.q.takeBack(m)
 	}
 	for _, q := range e.queues {
 		if q.lanes != nil {

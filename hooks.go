@@ -66,6 +66,7 @@ type hooks struct {
 	ackFailure   []HookAckFailure
 	leaseExtends []HookLeaseExtended
 	leaseLost    []HookLeaseLost
+	breaker      []HookBreaker
 }
 
 func sortHooks(all []Hook) hooks {
@@ -94,6 +95,9 @@ func sortHooks(all []Hook) hooks {
 		}
 		if v, ok := x.(HookLeaseLost); ok {
 			h.leaseLost = append(h.leaseLost, v)
+		}
+		if v, ok := x.(HookBreaker); ok {
+			h.breaker = append(h.breaker, v)
 		}
 	}
 	return h

@@ -50,6 +50,7 @@ type reservation struct {
 	// as queued (or close gives them back).
 	p     *pacer
 	asked int
+	t     ticket // the breaker's, stamped on the receive's messages
 }
 
 // ask records that the pacer counts n messages of this reservation as asked for.
@@ -130,13 +131,16 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	// on what is held holds.
 	if len(msgs) > res.n {
 		for i := range msgs[res.n:] {
-			q.exit(q.newMessage(&msgs[res.n+i], now, unit{}), released)
+			m := q.newMessage(&msgs[res.n+i], now, unit{})
+			m.epoch = res.t.epoch
+			q.exit(m, released)
 		}
 		msgs = msgs[:res.n]
 	}
 	batch := make([]*Message, len(msgs))
 	for i := range msgs {
 		batch[i] = q.newMessage(&msgs[i], now, res.take())
+		batch[i].epoch, batch[i].probe = res.t.epoch, res.t.probe
 	}
 	// What was asked for is now waiting to start, in the pacer's count, before any Submit (a
 	// semaphore's may block): the pacer sees neither a gap nor the same messages twice. The
@@ -190,10 +194,16 @@ func (q *queue) start(m *Message) {
 		m.queued = true
 		q.pacer.enqueued(1)
 	}
+	q.await(m)
 	err := q.eng.strategy.Submit(q.eng.submitCtx, worker.Task{Run: func() { q.handle(m) }, Weight: w, Data: m})
 	if err == nil {
 		return
 	}
+	if !m.claimed.CompareAndSwap(false, true) { // the breaker released it while Submit ran
+		held.Unreserve(1) // "on any error the unit is still the caller's"
+		return
+	}
+	q.unawait(m)
 	q.dequeued(m)
 	m.unit.s = held // "on any error the unit is still the caller's"
 	if errors.Is(err, worker.ErrTooHeavy) {
@@ -220,10 +230,23 @@ func (q *queue) dequeued(m *Message) {
 // runs; nothing it calls can keep m from leaving (handler, hook and logger panics are
 // contained).
 func (q *queue) handle(m *Message) {
+	if !m.claimed.CompareAndSwap(false, true) {
+		return // taken back while it waited (the breaker opened): it has left already
+	}
+	q.unawait(m)
 	q.dequeued(m)
 	if m.ctx.Err() != nil { // its lease was lost while it waited: it is not ours to run
 		q.exit(m, released)
 		return
+	}
+	if q.breaker != nil {
+		if !q.breaker.runnable(m) { // the breaker is open, or m is not its probe
+			q.exit(m, released)
+			return
+		}
+		if m.probe != 0 {
+			q.stats.probed.Add(1)
+		}
 	}
 	start := time.Now()
 	ctx := m.ctx
@@ -241,8 +264,73 @@ func (q *queue) handle(m *Message) {
 	}
 	q.stats.handled(start, end)
 	q.contain("logger", func() { q.logOutcome(ctx, m, err, end.Sub(start)) })
-	q.exit(m, q.judgeContained(m, err))
+	o := q.judgeContained(m, err)
+	if q.breaker != nil {
+		m.verdict, m.failure = breakerVerdict(m, err, o), err
+	}
+	q.exit(m, o)
 	q.eng.handled(end)
+}
+
+// breakerVerdict is what m's outcome o (the handler returned err) tells the breaker: nothing
+// when the handler was cut short by the consumer (shutdown timeout, lease lost or expired).
+func breakerVerdict(m *Message, err error, o outcome) verdict {
+	switch {
+	case o.kind == exitCancel, m.ctx.Err() != nil:
+		return verdictNone
+	case o.kind == exitDelete:
+		return verdictSuccess
+	}
+	return verdictOf(err)
+}
+
+// await puts m in the set of messages waiting in the strategy, which the breaker releases
+// when it opens; before Submit, so the set never misses one.
+func (q *queue) await(m *Message) {
+	if q.waitSet == nil {
+		return
+	}
+	q.waitMu.Lock()
+	q.waitSet[m] = struct{}{}
+	m.waiting = true
+	q.waitMu.Unlock()
+}
+
+// unawait takes m out of the set of waiting messages. Only m's owner calls it (the claimer).
+func (q *queue) unawait(m *Message) {
+	if q.waitSet == nil {
+		return
+	}
+	q.waitMu.Lock()
+	if m.waiting {
+		delete(q.waitSet, m)
+		m.waiting = false
+	}
+	q.waitMu.Unlock()
+}
+
+// releaseWaiting releases at once every message waiting in the strategy that has not started:
+// the breaker opened. A message that starts meanwhile is released by handle.
+func (q *queue) releaseWaiting() {
+	q.waitMu.Lock()
+	ms := make([]*Message, 0, len(q.waitSet))
+	for m := range q.waitSet {
+		ms = append(ms, m)
+	}
+	q.waitMu.Unlock()
+	for _, m := range ms {
+		if m.claimed.CompareAndSwap(false, true) {
+			q.exit(m, released)
+		}
+	}
+}
+
+// takeBack claims m, a task the strategy returned unstarted (Close), and lets it leave
+// released, unless the breaker released it already.
+func (q *queue) takeBack(m *Message) {
+	if m.claimed.CompareAndSwap(false, true) {
+		q.exit(m, released)
+	}
 }
 
 // call runs the handler with the handler timeout, turning a panic into a *PanicError.
@@ -338,6 +426,7 @@ func (q *queue) exit(m *Message, o outcome) {
 		return
 	}
 	m.gone = true
+	q.unawait(m)
 	q.dequeued(m)    // the strategy gave it back unstarted (Close)
 	inLane := m.lane // read before the harvester has m: a settle may give the lane back at once
 	ok, laneLater := false, false
@@ -387,6 +476,9 @@ func (q *queue) exit(m *Message, o outcome) {
 	m.unit.giveBack()
 	if inLane && !laneLater {
 		q.leaveLane(m, ok)
+	}
+	if q.breaker != nil {
+		q.breaker.record(m, m.verdict)
 	}
 }
 

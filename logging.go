@@ -128,7 +128,28 @@ func (q *queue) logStart() {
 		slog.Duration("max_lease", s.maxLease), slog.Int("ack_batch", s.ackBatch),
 		slog.Duration("ack_flush_interval", s.ackInterval), slog.Duration("shutdown_timeout", q.eng.shutdownTimeout),
 		slog.Duration("handler_timeout", s.handlerTimeout), slog.Int("group_limit", s.groupLimit),
-		slog.Bool("backoff", s.backoff != nil), slog.Bool("finish_receives", q.eng.finishReceives))
+		slog.Bool("backoff", s.backoff != nil), slog.Bool("finish_receives", q.eng.finishReceives),
+		slog.Bool("breaker", s.breaker != nil), slog.Float64("rate_limit", s.rateLimit))
+}
+
+// breakerChanged tells the log and the hooks that the queue's breaker changed state: at Warn
+// when it opens (with the reason and the last failure), at Info otherwise.
+func (q *queue) breakerChanged(c BreakerChange) {
+	q.contain("logger", func() {
+		attrs := []slog.Attr{slog.String("queue", q.url), slog.String("from", c.From.String()), slog.String("to", c.To.String()), slog.String("reason", c.Reason)}
+		level := slog.LevelInfo
+		if c.To == BreakerOpen {
+			level = slog.LevelWarn
+			attrs = append(attrs, slog.Duration("probe_in", c.OpenFor))
+			if c.Err != nil {
+				attrs = append(attrs, slog.String("last_error", c.Err.Error()))
+			}
+		}
+		q.s.logger.LogAttrs(context.Background(), level, "sqsconsumer: breaker "+c.To.String(), attrs...)
+	})
+	for _, h := range q.hooks.breaker {
+		q.contain("OnBreaker hook", func() { h.OnBreaker(c) })
+	}
 }
 
 // logStop logs the queue's report when Run has returned: at Info, or at Error when Run
@@ -142,6 +163,9 @@ func (q *queue) logStop(r *Report, took time.Duration) {
 		slog.Int64("abandoned_receives", r.AbandonedReceives), slog.Bool("shutdown_timed_out", r.ShutdownTimedOut)}
 	if n := q.repeats.total(); n > 0 {
 		attrs = append(attrs, slog.Int64("log_lines_suppressed", n))
+	}
+	if q.breaker != nil {
+		attrs = append(attrs, slog.String("breaker", r.Breaker.String()), slog.Int64("breaker_opened", r.BreakerOpened), slog.Int64("probed", r.Probed))
 	}
 	if r.Err != nil {
 		level = slog.LevelError

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -47,6 +48,15 @@ type Message struct {
 	laneAtSettle bool
 	queued       bool // counted in the pacer as handed to the strategy and not started
 	gone         bool // has left through exit
+	// claimed: the strategy's task for m has started, or m was taken back from it unstarted
+	// (the breaker opening, Close): whoever claims it first lets it leave.
+	claimed atomic.Bool
+	waiting bool // in the queue's set of messages waiting in the strategy (breaker)
+	// The breaker's: the epoch and probe of the ticket m was received with, and what its
+	// outcome tells the breaker (set by handle before exit).
+	epoch, probe uint64
+	verdict      verdict
+	failure      error
 }
 
 // ReceiveCount returns the ApproximateReceiveCount system attribute: 1 on the first delivery.

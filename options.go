@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
@@ -69,6 +70,9 @@ type settings struct {
 	logger          *slog.Logger // nil: slog.Default()
 	repeats         *repeats     // rate-limits the consumer's identical log lines
 	summary         time.Duration
+	breaker         *Breaker // resolved; nil: no breaker
+	rateLimit       float64  // handler starts per second; 0: none
+	rateBurst       int
 	// shared names the options set that apply to what a Group's queues share (concurrency,
 	// strategy, shutdown, stop policy), so that Group.Add can refuse them.
 	shared []string
@@ -358,7 +362,7 @@ func WithHooks(hooks ...Hook) Option {
 	return func(s *settings) error {
 		for i, h := range hooks {
 			switch h.(type) {
-			case HookRequest, HookReceive, HookHandlerStart, HookHandlerEnd, HookAck, HookAckFailure, HookLeaseExtended, HookLeaseLost:
+			case HookRequest, HookReceive, HookHandlerStart, HookHandlerEnd, HookAck, HookAckFailure, HookLeaseExtended, HookLeaseLost, HookBreaker:
 				s.hooks = append(s.hooks, h)
 			default:
 				return invalid("WithHooks", "hook %d (%T) implements no Hook interface", i, h)
@@ -436,6 +440,43 @@ func WithLogSummary(d time.Duration) Option {
 			return invalid("WithLogSummary", "%v, want 0 or >= 1s", d)
 		}
 		s.summary = d
+		return nil
+	}
+}
+
+// WithBreaker gives the queue a circuit breaker configured by b (see Breaker; the zero Breaker
+// is the recommended settings): when handler failures say the downstream is down, the queue
+// stops receiving, releases the messages that wait to start, and probes until the downstream
+// is back, so that an outage does not walk every message into the dead-letter queue. Invalid
+// fields are an error. For a Group, each queue has a breaker of its own (passed to NewGroup,
+// every queue gets one), so one failing downstream does not stop the other queues.
+func WithBreaker(b Breaker) Option {
+	return func(s *settings) error {
+		r, err := b.resolved()
+		if err != nil {
+			return err
+		}
+		s.breaker = &r
+		return nil
+	}
+}
+
+// WithRateLimit bounds how fast the queue's handlers start: perSecond on average, with bursts
+// of up to burst messages (a token bucket, golang.org/x/time/rate). The consumer takes the
+// tokens before it receives, for as many messages as it asks for, and gives back those a
+// receive did not use, so messages do not wait for tokens while they are held (and invisible),
+// and a retried message takes a token again. perSecond must be above 0 and burst at least 1;
+// a receive then asks for at most burst messages. For a Group, each queue has a limit of its
+// own.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(s *settings) error {
+		if !(perSecond > 0) || math.IsInf(perSecond, 0) {
+			return invalid("WithRateLimit", "%v per second, want > 0", perSecond)
+		}
+		if burst < 1 {
+			return invalid("WithRateLimit", "burst %d, want >= 1", burst)
+		}
+		s.rateLimit, s.rateBurst = perSecond, burst
 		return nil
 	}
 }

@@ -66,6 +66,8 @@ type runnerConfig struct {
 
 	free      func() int // capacity units free now, to judge whether another poller would help
 	pacer     *pacer     // when another receive is wanted
+	breaker   *breaker   // whether and how much to receive (WithBreaker); nil: always
+	gate      *rateGate  // tokens for the messages a receive asks for (WithRateLimit); nil: none
 	stats     *counters
 	received  func(n int, err error) // after every receive: hooks
 	requested func(op string)        // before every request
@@ -149,11 +151,18 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 				return nil // shutting down
 			}
 		}
-		res, err := r.in.reserve(ctx, most, idle)
+		n, t, err := r.permit(ctx, most)
 		if err != nil {
+			r.cfg.pacer.asking(-most)
+			return nil // shutting down
+		}
+		res, err := r.in.reserve(ctx, n, idle)
+		if err != nil {
+			r.settle(t, n, 0)
 			r.cfg.pacer.asking(-most)
 			return nil // ctx ended, or the consumer stopped taking messages: shutting down
 		}
+		res.t = t
 		if r.cfg.fifo && attempt == "" {
 			attempt = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
 		}
@@ -165,6 +174,7 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		r.cfg.received(len(msgs), err)
 		if err != nil {
 			res.close()
+			r.settle(t, n, 0)
 			if recv.Err() != nil {
 				r.cfg.stats.abandonedReceives.Add(1)
 				return nil // shutdown abandoned the receive
@@ -200,6 +210,7 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		}
 		r.in.admit(msgs, res)
 		res.close()
+		r.settle(t, n, min(len(msgs), asked))
 		r.cfg.pacer.update()
 		idle = len(msgs) == 0
 		r.empty.Store(idle)
@@ -219,6 +230,39 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		}
 	}
 	return nil
+}
+
+// permit waits for what the breaker and the rate limit allow a receive of at most most
+// messages, and returns how many it may ask for, with the breaker's ticket. It returns an error,
+// holding nothing, when ctx ends first.
+func (r *runner) permit(ctx context.Context, most int) (int, ticket, error) {
+	t := ticket{n: most}
+	if r.cfg.breaker != nil {
+		var err error
+		if t, err = r.cfg.breaker.permit(ctx, most); err != nil {
+			return 0, t, err
+		}
+	}
+	n := t.n
+	if r.cfg.gate != nil {
+		var err error
+		if n, err = r.cfg.gate.take(ctx, n); err != nil {
+			r.settle(t, 0, 0)
+			return 0, t, err
+		}
+	}
+	return n, t, nil
+}
+
+// settle ends what permit gave a receive of n messages that brought got: the tokens it did not
+// use go back, and the breaker learns how many messages came.
+func (r *runner) settle(t ticket, n, got int) {
+	if r.cfg.gate != nil {
+		r.cfg.gate.giveBack(n - got)
+	}
+	if r.cfg.breaker != nil {
+		r.cfg.breaker.done(t, got)
+	}
 }
 
 // backlogAge is how long before a receive began a message it brings must have been sent for

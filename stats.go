@@ -48,6 +48,13 @@ type Stats struct {
 	// Utilisation is HandlerTime / (concurrency x (last handler end - first handler start)):
 	// the share of handler slots kept busy while there was work.
 	Utilisation float64
+
+	// The breaker (WithBreaker): its state now (in a GroupReport's Total, the most open of the
+	// queues'), how many times it opened, and the probes it ran (messages run as probes, or
+	// calls of Breaker.Probe).
+	Breaker       BreakerState
+	BreakerOpened int64
+	Probed        int64
 }
 
 type counters struct {
@@ -56,6 +63,8 @@ type counters struct {
 	acked, ackFailed, ackRetries, visibilityFailed, leaseExtended, inFlight atomic.Int64
 	pollers, requests, rerouted, calls                                      atomic.Int64
 	busy, firstStart, lastEnd                                               atomic.Int64 // ns; Unix times, 0 before the first
+	breakerOpened, probed                                                   atomic.Int64
+	breakerState                                                            atomic.Int32
 	concurrency                                                             int
 }
 
@@ -81,6 +90,7 @@ func (c *counters) snapshot() Stats {
 		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), AckRetries: c.ackRetries.Load(), VisibilityFailed: c.visibilityFailed.Load(),
 		LeaseExtended: c.leaseExtended.Load(), InFlight: c.inFlight.Load(),
 		Pollers: c.pollers.Load(), Requests: c.requests.Load(), HandlerTime: time.Duration(c.busy.Load()),
+		Breaker: BreakerState(c.breakerState.Load()), BreakerOpened: c.breakerOpened.Load(), Probed: c.probed.Load(),
 	}
 	if st.Received > 0 {
 		st.RequestsPerMessage = float64(st.Requests) / float64(st.Received)
@@ -103,6 +113,7 @@ func (s Stats) add(o Stats) Stats {
 		AckFailed: s.AckFailed + o.AckFailed, AckRetries: s.AckRetries + o.AckRetries, VisibilityFailed: s.VisibilityFailed + o.VisibilityFailed,
 		LeaseExtended: s.LeaseExtended + o.LeaseExtended, InFlight: s.InFlight + o.InFlight,
 		Pollers: s.Pollers + o.Pollers, Requests: s.Requests + o.Requests, HandlerTime: s.HandlerTime + o.HandlerTime,
+		Breaker: max(s.Breaker, o.Breaker), BreakerOpened: s.BreakerOpened + o.BreakerOpened, Probed: s.Probed + o.Probed,
 	}
 	if r.Received > 0 {
 		r.RequestsPerMessage = float64(r.Requests) / float64(r.Received)

@@ -25,7 +25,8 @@ import (
 const NameAttribute = "job"
 
 // ErrUnknownJob is wrapped by the outcome of a message whose job name no handler is
-// registered for: it is retried and, with a redrive policy, dead-lettered, never dropped.
+// registered for: it is retried and, with a redrive policy, dead-lettered, never dropped. The
+// outcome is a sqsconsumer.MessageFault, so it never opens a breaker (WithBreaker).
 var ErrUnknownJob = errors.New("jobs: unknown job")
 
 // Codec turns payloads into message bodies and back.
@@ -118,7 +119,7 @@ func (r *Registry) Handle(ctx context.Context, m *sqsconsumer.Message) error {
 	}
 	h, ok := (*r.handlers.Load())[name]
 	if !ok {
-		return fmt.Errorf("%w %q (message %s)", ErrUnknownJob, name, aws.ToString(m.MessageId))
+		return sqsconsumer.MessageFault(fmt.Errorf("%w %q (message %s)", ErrUnknownJob, name, aws.ToString(m.MessageId)))
 	}
 	return h(ctx, m)
 }

@@ -154,8 +154,12 @@ func TestRegisterRefusesDuplicates(t *testing.T) {
 	if err := r.Handle(context.Background(), jobMessage("m-1", "welcome", `{"user":"ada"}`)); err != nil || first != 1 || second != 0 {
 		t.Fatalf("Handle = %v; first %d, second %d: the first handler must stay", err, first, second)
 	}
-	if err := r.Handle(context.Background(), jobMessage("m-2", "other", `{}`)); !errors.Is(err, jobs.ErrUnknownJob) {
+	err := r.Handle(context.Background(), jobMessage("m-2", "other", `{}`))
+	if !errors.Is(err, jobs.ErrUnknownJob) {
 		t.Fatalf("a refused registration must leave no handler: %v", err)
+	}
+	if mf := (*sqsconsumer.MessageFaultError)(nil); !errors.As(err, &mf) {
+		t.Fatalf("an unknown job is not marked as the message's fault (it would open a breaker): %v", err)
 	}
 }
 

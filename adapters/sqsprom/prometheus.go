@@ -27,13 +27,16 @@ import (
 //	sqsconsumer_lease_extended_total{queue}           visibility extensions
 //	sqsconsumer_lease_lost_total{queue}               leases lost or expired
 //	sqsconsumer_requests_total{queue,op}              API requests by operation (ReceiveMessage, ...)
+//	sqsconsumer_breaker_state{queue}                  the breaker's state: 0 closed, 1 half-open, 2 open (WithBreaker)
+//	sqsconsumer_breaker_opened_total{queue}           times the breaker opened
 //
 // Requests per message is sqsconsumer_requests_total / sqsconsumer_received_total.
 type Metrics struct {
 	received, receiveErrors, acked, leaseExtended, leaseLost *prom.CounterVec
 	handled, ackFailures, requests                           *prom.CounterVec
 	latency                                                  *prom.HistogramVec
-	inFlight                                                 *prom.GaugeVec
+	inFlight, breakerState                                   *prom.GaugeVec
+	breakerOpened                                            *prom.CounterVec
 }
 
 var (
@@ -45,6 +48,7 @@ var (
 	_ sqsconsumer.HookAckFailure    = (*Metrics)(nil)
 	_ sqsconsumer.HookLeaseExtended = (*Metrics)(nil)
 	_ sqsconsumer.HookLeaseLost     = (*Metrics)(nil)
+	_ sqsconsumer.HookBreaker       = (*Metrics)(nil)
 )
 
 // New creates the metrics and registers them with reg. It panics if they are registered
@@ -66,8 +70,12 @@ func New(reg prom.Registerer) *Metrics {
 		latency: prom.NewHistogramVec(prom.HistogramOpts{Namespace: "sqsconsumer", Name: "handler_seconds",
 			Help: "Handler latency.", Buckets: prom.ExponentialBuckets(0.001, 2, 16)}, []string{"queue"}),
 		inFlight: prom.NewGaugeVec(prom.GaugeOpts{Namespace: "sqsconsumer", Name: "in_flight", Help: "Handlers running."}, []string{"queue"}),
+		breakerState: prom.NewGaugeVec(prom.GaugeOpts{Namespace: "sqsconsumer", Name: "breaker_state",
+			Help: "The queue's breaker: 0 closed, 1 half-open, 2 open."}, []string{"queue"}),
+		breakerOpened: counter("breaker_opened_total", "Times the queue's breaker opened.", "queue"),
 	}
-	reg.MustRegister(m.received, m.receiveErrors, m.handled, m.acked, m.ackFailures, m.leaseExtended, m.leaseLost, m.requests, m.latency, m.inFlight)
+	reg.MustRegister(m.received, m.receiveErrors, m.handled, m.acked, m.ackFailures, m.leaseExtended, m.leaseLost, m.requests, m.latency, m.inFlight,
+		m.breakerState, m.breakerOpened)
 	return m
 }
 
@@ -121,4 +129,12 @@ func (m *Metrics) OnLeaseExtended(queue string, n int) {
 // OnLeaseLost implements sqsconsumer.HookLeaseLost.
 func (m *Metrics) OnLeaseLost(msg *sqsconsumer.Message, _ error) {
 	m.leaseLost.WithLabelValues(queueOf(msg)).Inc()
+}
+
+// OnBreaker implements sqsconsumer.HookBreaker.
+func (m *Metrics) OnBreaker(c sqsconsumer.BreakerChange) {
+	m.breakerState.WithLabelValues(c.QueueURL).Set(float64(c.To))
+	if c.To == sqsconsumer.BreakerOpen {
+		m.breakerOpened.WithLabelValues(c.QueueURL).Inc()
+	}
 }

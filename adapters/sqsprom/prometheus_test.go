@@ -104,3 +104,50 @@ func requests(t *testing.T, reg *prom.Registry, queue, op string) prom.Collector
 	t.Fatalf("no requests_total{op=%q}", op)
 	return nil
 }
+
+func TestBreakerSeries(t *testing.T) {
+	reg := prom.NewRegistry()
+	m := sqsprom.New(reg)
+	s := sqstest.New()
+	url := s.MustCreateQueue("orders", nil)
+	if err := benchkit.SendN(context.Background(), s, url, 10); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	c, err := sqsconsumer.New(s, url, func(ctx context.Context, msg *sqsconsumer.Message) error {
+		return sqsconsumer.Downstream(errors.New("db down"))
+	}, sqsconsumer.WithHooks(m, onOpen(func() { close(opened) })), sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithConcurrency(1),
+		sqsconsumer.WithBreaker(sqsconsumer.Breaker{OpenFor: time.Hour}),
+		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- c.Run(ctx) }()
+	<-opened
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	expect := `
+# HELP sqsconsumer_breaker_opened_total Times the queue's breaker opened.
+# TYPE sqsconsumer_breaker_opened_total counter
+sqsconsumer_breaker_opened_total{queue="` + url + `"} 1
+# HELP sqsconsumer_breaker_state The queue's breaker: 0 closed, 1 half-open, 2 open.
+# TYPE sqsconsumer_breaker_state gauge
+sqsconsumer_breaker_state{queue="` + url + `"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expect), "sqsconsumer_breaker_opened_total", "sqsconsumer_breaker_state"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// onOpen is a hook that calls f when a breaker opens (after the Metrics hook, added before it).
+type onOpen func()
+
+func (f onOpen) OnBreaker(c sqsconsumer.BreakerChange) {
+	if c.To == sqsconsumer.BreakerOpen {
+		f()
+	}
+}

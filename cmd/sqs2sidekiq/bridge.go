@@ -41,7 +41,11 @@ func NewBridge(cfg *Config, client SQSClient, rdb redis.UniversalClient, opts ..
 	for topic, route := range cfg.Routes {
 		router.Route(topic, b.enqueue(route))
 	}
-	base := []sqsconsumer.Option{sqsconsumer.WithConcurrency(cfg.Concurrency)}
+	// While Redis is down every enqueue fails: the breaker stops receiving (so the outage does
+	// not spend the messages' receive counts toward a dead-letter queue) and pings Redis until
+	// it answers, without receiving any message to find out.
+	base := []sqsconsumer.Option{sqsconsumer.WithConcurrency(cfg.Concurrency),
+		sqsconsumer.WithBreaker(sqsconsumer.Breaker{Probe: b.pingRedis})}
 	if cfg.VisibilityTimeout > 0 {
 		base = append(base, sqsconsumer.WithVisibilityTimeout(cfg.VisibilityTimeout))
 	}
@@ -74,11 +78,19 @@ func (b *Bridge) enqueue(r Route) sqsconsumer.Handler {
 		}
 		if _, err := b.enq.Enqueue(ctx, r.Class, r.Queue, retry, []any{arg}, time.Now()); err != nil {
 			b.redisErrors.Add(1)
-			return fmt.Errorf("sidekiq enqueue of %s: %w", r.Class, err) // not deleted: retried by the backoff policy
+			// Not deleted: retried by the backoff policy. Redis's failure, not the message's.
+			return sqsconsumer.Downstream(fmt.Errorf("sidekiq enqueue of %s: %w", r.Class, err))
 		}
 		b.enqueued.Add(1)
 		return nil
 	}
+}
+
+// pingRedis is the breaker's probe: Redis answers a PING within 2 s.
+func (b *Bridge) pingRedis(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return b.redis.Ping(ctx).Err()
 }
 
 func (b *Bridge) unknown(ctx context.Context, m *sqsconsumer.Message) error {
@@ -128,6 +140,8 @@ func (b *Bridge) Health() http.Handler {
 			fmt.Fprintf(w, "sqs2sidekiq_received_total{queue=%q} %d\n", q, st.Received)
 			fmt.Fprintf(w, "sqs2sidekiq_failed_total{queue=%q} %d\n", q, st.Failed)
 			fmt.Fprintf(w, "sqs2sidekiq_acked_total{queue=%q} %d\n", q, st.Acked)
+			fmt.Fprintf(w, "sqs2sidekiq_breaker_state{queue=%q} %d\n", q, st.Breaker)
+			fmt.Fprintf(w, "sqs2sidekiq_breaker_opened_total{queue=%q} %d\n", q, st.BreakerOpened)
 		}
 	})
 	return mux

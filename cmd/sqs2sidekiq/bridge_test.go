@@ -165,24 +165,44 @@ func TestRedisOutageDeletesNothingAndRecovers(t *testing.T) {
 	bin, _ := exec.LookPath("redis-server")
 	rs.stop() // Redis is down when the messages arrive
 	s := sqstest.New()
-	url := s.MustCreateQueue("events", nil)
+	s.MustCreateQueue("dlq", nil)
+	// A redrive policy of 3 receives: the outage must not spend them.
+	url := s.MustCreateQueue("events", map[string]string{"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"3"}`})
 	for i := 0; i < 5; i++ {
 		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(snsBody("arn:aws:sns:eu-west-1:1:orders", strconv.Itoa(i)))})
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	cfg := testConfig(t, url, rs.addr(), "timestamps: seconds")
+	changes := make(chan sqsconsumer.BreakerChange, 100)
 	b, _ := NewBridge(cfg, s, rdb, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithErrorHandler(func(error) {}),
-		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }))
+		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }), sqsconsumer.WithHooks(breakerHook(changes)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- b.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for b.redisErrors.Load() < 5 && time.Now().Before(deadline) {
-		<-time.After(10 * time.Millisecond)
+	next := func() sqsconsumer.BreakerChange {
+		select {
+		case c := <-changes:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("the breaker did not change state within 10 s")
+		}
+		return sqsconsumer.BreakerChange{}
+	}
+	if c := next(); c.To != sqsconsumer.BreakerOpen {
+		t.Fatalf("first change %+v; want open", c)
 	}
 	if st, _ := s.Stats(url); st.Deleted != 0 {
 		t.Fatalf("deleted %d messages while Redis was down", st.Deleted)
+	}
+	// Open: the breaker pings Redis, and receives nothing while it does not answer.
+	receives := s.Calls("ReceiveMessage")
+	if c1, c2 := next(), next(); c1.To != sqsconsumer.BreakerHalfOpen || c2.To != sqsconsumer.BreakerOpen || !strings.Contains(c2.Reason, "refused") {
+		t.Fatalf("changes %+v, %+v; want a probe that failed to reach Redis", c1, c2)
+	}
+	if n := s.Calls("ReceiveMessage"); n != receives {
+		t.Fatalf("%d receives while Redis was down and the breaker open", n-receives)
 	}
 	rs.start(t, bin) // Redis is back
 	for b.enqueued.Load() < 5 && time.Now().Before(deadline.Add(10*time.Second)) {
@@ -200,8 +220,8 @@ func TestRedisOutageDeletesNothingAndRecovers(t *testing.T) {
 	if !strings.Contains(raw, `"created_at":17`) || !strings.Contains(raw, ".") {
 		t.Fatalf("timestamps as float seconds: %s", raw)
 	}
-	if st, _ := s.Stats(url); st.Deleted != 5 {
-		t.Fatalf("queue %+v", st)
+	if st, _ := s.Stats(url); st.Deleted != 5 || st.MovedToDLQ != 0 {
+		t.Fatalf("queue %+v: want all 5 deleted, none dead-lettered", st)
 	}
 
 	// Health: ready while Redis answers, not after it stops.
@@ -256,3 +276,8 @@ func sortedCopy(s []string) []string {
 	}
 	return out
 }
+
+// breakerHook passes a breaker's changes to a channel.
+type breakerHook chan sqsconsumer.BreakerChange
+
+func (h breakerHook) OnBreaker(c sqsconsumer.BreakerChange) { h <- c }
