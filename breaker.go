@@ -450,6 +450,9 @@ func (b *breaker) record(m *Message, v verdict) {
 	b.mu.Lock()
 	now := time.Now()
 	opened := false
+	// A message left: a poller held back by the ramp or waiting for the probe may go on (the
+	// success that ends the ramp too).
+	wake := b.ramp > 0 || b.state == BreakerHalfOpen
 	if m.epoch == b.epoch {
 		switch b.state {
 		case BreakerClosed:
@@ -487,8 +490,8 @@ func (b *breaker) record(m *Message, v verdict) {
 			}
 		}
 	}
-	if b.ramp > 0 || b.state == BreakerHalfOpen {
-		b.notify() // a message left: the ramp or the probe may let another receive out
+	if wake {
+		b.notify()
 	}
 	flush := len(b.pending) > 0
 	b.mu.Unlock()

@@ -153,7 +153,8 @@ func TestBreakerProbeFuncReceivesNothingWhileOpen(t *testing.T) {
 		}
 		r := checkReportAddsUp(t, c)
 		if r.Succeeded != 20 || r.Breaker != sqsconsumer.BreakerClosed || r.Probed != probes.Load() {
-			t.Errorf("succeeded %d, breaker %v, probed %d (Probe called %d times)", r.Succeeded, r.Breaker, r.Probed, probes.Load())
+			q, _ := s.Stats(url)
+			t.Errorf("succeeded %d, breaker %v, probed %d (Probe called %d times); %+v; queue %+v", r.Succeeded, r.Breaker, r.Probed, probes.Load(), r.Stats, q)
 		}
 		log.checkChain(t)
 		log.mu.Lock()
