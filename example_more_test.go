@@ -3,6 +3,7 @@ package sqsconsumer_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -66,4 +67,39 @@ func ExampleReroute() {
 	st, _ := client.Stats(later)
 	fmt.Println("rerouted:", c.Report().Rerouted, "delayed in work-later:", st.Delayed)
 	// Output: rerouted: 1 delayed in work-later: 1
+}
+
+// printChanges is a HookBreaker that prints each change of state.
+type printChanges struct{}
+
+func (printChanges) OnBreaker(c sqsconsumer.BreakerChange) { fmt.Println("breaker", c.To) }
+
+// A breaker stops receiving while the database is down, instead of spending the messages'
+// receives toward the dead-letter queue, and probes until it is back.
+func ExampleWithBreaker() {
+	client := sqstest.New()
+	url := client.MustCreateQueue("orders", nil)
+	for i := 0; i < 8; i++ {
+		client.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))})
+	}
+	var calls atomic.Int64
+	save := func(ctx context.Context, m *sqsconsumer.Message) error {
+		if calls.Add(1) <= 3 { // the database is down for the first three calls
+			return sqsconsumer.Downstream(fmt.Errorf("insert order %s: connection refused", *m.Body))
+		}
+		return nil
+	}
+	c, _ := sqsconsumer.New(client, url, save, sqsconsumer.WithConcurrency(1),
+		sqsconsumer.WithBreaker(sqsconsumer.Breaker{OpenFor: 100 * time.Millisecond}), // the default waits 2 s
+		sqsconsumer.WithHooks(printChanges{}), sqsconsumer.WithLogger(slog.New(slog.DiscardHandler)),
+		sqsconsumer.WithBackoff(func(int) time.Duration { return 0 }), sqsconsumer.WithWaitTime(time.Second),
+		sqsconsumer.WithStopPolicy(sqsconsumer.StopWhenIdle(2*time.Second)))
+	c.Run(context.Background())
+	r := c.Report()
+	fmt.Println("succeeded", r.Succeeded, "opened", r.BreakerOpened, "probes", r.Probed)
+	// Output:
+	// breaker open
+	// breaker half-open
+	// breaker closed
+	// succeeded 8 opened 1 probes 3
 }
