@@ -257,7 +257,9 @@ func (q *queue) handle(m *Message) {
 			}
 		})
 	}
+	q.pacer.started()
 	err := q.call(ctx, m)
+	q.pacer.finished()
 	end := time.Now()
 	for _, h := range q.hooks.end {
 		q.contain("OnHandlerEnd hook", func() { h.OnHandlerEnd(ctx, m, err, end.Sub(start)) })

@@ -27,8 +27,9 @@ type pacer struct {
 	calls, busy func() int64 // handler calls and their summed duration (ns), cumulative
 	disabled    bool         // never holds a receive back (a Group's queue)
 
-	queued atomic.Int64 // handed to the strategy, not started
-	asked  atomic.Int64 // asked for by receives in flight
+	queued  atomic.Int64 // handed to the strategy, not started
+	asked   atomic.Int64 // asked for by receives in flight
+	running atomic.Int64 // handlers running
 	want   atomic.Int64 // rate x rtt, rounded up; a batch until both are measured
 
 	mu                  sync.Mutex
@@ -61,7 +62,26 @@ func newPacer(concurrency int, calls, busy func() int64, enabled bool) *pacer {
 
 // open reports whether another receive is wanted now.
 func (p *pacer) open() bool {
-	return p.queued.Load()+p.asked.Load() < max(p.want.Load(), 1)
+	return p.queued.Load()+p.asked.Load() < p.target()
+}
+
+// target is how many messages may be waiting or asked for: want, plus the workers idle now,
+// which would start what comes at once (at a start, or when the handlers outrun the
+// receives, the receives fill them in parallel instead of one round trip after another).
+func (p *pacer) target() int64 {
+	want := max(p.want.Load(), 1)
+	if want == math.MaxInt64 {
+		return want
+	}
+	return want + max(int64(p.concurrency)-p.running.Load(), 0)
+}
+
+// started and finished count the handlers running.
+func (p *pacer) started() { p.running.Add(1) }
+
+func (p *pacer) finished() {
+	p.running.Add(-1)
+	p.signal()
 }
 
 // gate blocks until another receive is wanted, then counts a receive of n messages as asked
@@ -105,7 +125,7 @@ func (p *pacer) wait(ctx context.Context) error {
 func (p *pacer) claim(n int) bool {
 	for {
 		asked := p.asked.Load()
-		if p.queued.Load()+asked >= max(p.want.Load(), 1) {
+		if p.queued.Load()+asked >= p.target() {
 			return false
 		}
 		if p.asked.CompareAndSwap(asked, asked+int64(n)) {

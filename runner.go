@@ -225,8 +225,13 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			}
 			continue
 		}
-		if len(msgs) >= asked && asked == r.cfg.batch && r.cfg.free() >= r.cfg.batch && r.cfg.pacer.open() && r.grow() {
-			start() // the queue has more, and there is room for it
+		if len(msgs) >= asked && asked == r.cfg.batch {
+			// The queue has more: add a poller for each batch of free capacity at once (each
+			// still waits for the pacer), so that filling the capacity at a start does not take
+			// a round trip (and a new connection) per poller.
+			for k := r.cfg.free() / r.cfg.batch; k > 0 && r.cfg.pacer.open() && r.grow(); k-- {
+				start()
+			}
 		}
 	}
 	return nil
