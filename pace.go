@@ -30,7 +30,7 @@ type pacer struct {
 	queued  atomic.Int64 // handed to the strategy, not started
 	asked   atomic.Int64 // asked for by receives in flight
 	running atomic.Int64 // handlers running
-	want   atomic.Int64 // rate x rtt, rounded up; a batch until both are measured
+	want    atomic.Int64 // rate x rtt, rounded up; a batch until both are measured
 
 	mu                  sync.Mutex
 	rtt, handler        float64 // seconds, moving averages; 0 until measured
