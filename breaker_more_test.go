@@ -3,7 +3,6 @@ package sqsconsumer_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -11,9 +10,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/sqstest"
@@ -61,9 +57,7 @@ func TestBreakerOpenAtShutdown(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := sqstest.New()
 				url := s.MustCreateQueue("q", nil)
-				for i := range 50 {
-					_, _ = s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))})
-				}
+				sendN(t, s, url, 50)
 				probing := make(chan struct{})
 				var once sync.Once
 				var c *sqsconsumer.Consumer
@@ -114,9 +108,7 @@ func TestBreakerProbeFuncReceivesNothingWhileOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := sqstest.New()
 		url := s.MustCreateQueue("q", nil)
-		for i := range 20 {
-			_, _ = s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))})
-		}
+		sendN(t, s, url, 20)
 		var up atomic.Bool
 		var probes atomic.Int64
 		log := &breakerLog{}
@@ -176,11 +168,8 @@ func TestBreakerPerQueueInAGroup(t *testing.T) {
 		s := sqstest.New()
 		bad := s.MustCreateQueue("bad", nil)
 		good := s.MustCreateQueue("good", nil)
-		for i := range 100 {
-			for _, u := range []string{bad, good} {
-				_, _ = s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &u, MessageBody: aws.String(fmt.Sprint(i))})
-			}
-		}
+		sendN(t, s, bad, 100)
+		sendN(t, s, good, 100)
 		g, err := sqsconsumer.NewGroup(quiet, sqsconsumer.WithConcurrency(8), sqsconsumer.WithBreaker(sqsconsumer.Breaker{OpenFor: time.Hour}),
 			sqsconsumer.WithWaitTime(time.Second))
 		if err != nil {
@@ -226,9 +215,7 @@ func TestRateLimitBoundsHandlerStarts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := sqstest.New()
 		url := s.MustCreateQueue("q", nil)
-		for i := range 300 {
-			_, _ = s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))})
-		}
+		sendN(t, s, url, 300)
 		var mu sync.Mutex
 		var starts []time.Time
 		c, err := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {

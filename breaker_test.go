@@ -75,11 +75,7 @@ func runOutage(t *testing.T, n int, down time.Duration, fail func(error) error, 
 	s := sqstest.New()
 	s.MustCreateQueue("dlq", nil)
 	url := s.MustCreateQueue("q", map[string]string{"RedrivePolicy": redriveTo4})
-	for i := range n {
-		if _, err := s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sendN(t, s, url, n)
 	start := time.Now()
 	back := start.Add(down)
 	var (
@@ -237,9 +233,7 @@ func TestBreakerLetsPoisonReachTheDLQ(t *testing.T) {
 				s := sqstest.New()
 				s.MustCreateQueue("dlq", nil)
 				url := s.MustCreateQueue("q", map[string]string{"RedrivePolicy": redriveTo4})
-				for i := range 100 {
-					_, _ = s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))})
-				}
+				sendN(t, s, url, 100)
 				c, err := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
 					advance(5 * time.Millisecond)
 					return fault(m)
@@ -267,9 +261,7 @@ func TestBreakerOpensOnDownstreamAndReleasesWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := sqstest.New()
 		url := s.MustCreateQueue("q", nil)
-		for i := range 30 {
-			_, _ = s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))})
-		}
+		sendN(t, s, url, 30)
 		hold := make(chan struct{})
 		var calls atomic.Int64
 		c, err := sqsconsumer.New(s, url, func(ctx context.Context, m *sqsconsumer.Message) error {
@@ -323,9 +315,7 @@ func TestBreakerProbesOneAtATimeAndRampsUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := sqstest.New()
 		url := s.MustCreateQueue("q", nil)
-		for i := range 400 {
-			_, _ = s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(fmt.Sprint(i))})
-		}
+		sendN(t, s, url, 400)
 		var down atomic.Bool
 		down.Store(true)
 		var running, peak atomic.Int64
