@@ -33,6 +33,7 @@ type pacer struct {
 	queued  atomic.Int64 // handed to the strategy, not started
 	asked   atomic.Int64 // asked for by receives in flight
 	running atomic.Int64 // handlers running
+	backlog atomic.Bool  // the last receive came back full: the queue has more
 	want    atomic.Int64 // rate x rtt, rounded up; a batch until both are measured
 
 	mu                  sync.Mutex
@@ -68,15 +69,29 @@ func (p *pacer) open() bool {
 	return p.queued.Load()+p.asked.Load() < p.target()
 }
 
-// target is how many messages may be waiting or asked for: want, plus the workers idle now,
-// which would start what comes at once (at a start, or when the handlers outrun the
-// receives, the receives fill them in parallel instead of one round trip after another).
+// target is how many messages may be waiting or asked for: want, plus, while the queue has a
+// backlog (the last receive came back full), the workers idle now, which would start what
+// comes at once (at a start, or when the handlers outrun the receives, the receives fill them
+// in parallel instead of one round trip after another). Without a backlog the idle workers
+// add nothing: a draining queue does not get a long poll per idle worker.
 func (p *pacer) target() int64 {
 	want := max(p.want.Load(), 1)
-	if want == math.MaxInt64 {
+	if want == math.MaxInt64 || !p.backlog.Load() {
 		return want
 	}
 	return want + max(int64(p.concurrency)-p.running.Load(), 0)
+}
+
+// room is how many more messages the pacer lets receives ask for now.
+func (p *pacer) room() int64 {
+	return p.target() - p.queued.Load() - p.asked.Load()
+}
+
+// received tells the pacer whether a receive came back full.
+func (p *pacer) received(full bool) {
+	if p.backlog.Swap(full) != full {
+		p.signal()
+	}
 }
 
 // started and finished count the handlers running.

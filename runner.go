@@ -208,6 +208,7 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 		if len(msgs) >= asked && asked == r.cfg.batch && waitedBefore(msgs, began.Add(-backlogAge)) {
 			r.cfg.pacer.receiveTrip(time.Since(began)) // a receive's time, not a long poll's wait
 		}
+		r.cfg.pacer.received(len(msgs) >= asked)
 		r.in.admit(msgs, res)
 		res.close()
 		r.settle(t, n, min(len(msgs), asked))
@@ -226,10 +227,10 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			continue
 		}
 		if len(msgs) >= asked && asked == r.cfg.batch {
-			// The queue has more: add a poller for each batch of free capacity at once (each
-			// still waits for the pacer), so that filling the capacity at a start does not take
-			// a round trip (and a new connection) per poller.
-			for k := r.cfg.free() / r.cfg.batch; k > 0 && r.cfg.pacer.open() && r.grow(); k-- {
+			// The queue has more: add a poller for each batch the capacity and the pacer have
+			// room for, at once, so that filling the workers at a start does not take a round
+			// trip (and a new connection) per poller.
+			for k := min(int64(r.cfg.free()), r.cfg.pacer.room()) / int64(r.cfg.batch); k > 0 && r.grow(); k-- {
 				start()
 			}
 		}
