@@ -12,7 +12,7 @@ import (
 // should wait for a worker, or be on their way in receives already sent, to keep the workers
 // busy for one receive's round trip. A poller starts its next receive only while
 //
-//	queued + asked < rate x rtt, rounded up to whole batches of 10, + idle workers
+//	queued + asked < rate x rtt, rounded up to whole batches of 10 (+ idle workers, at a backlog)
 //
 // where queued is the messages received and waiting to start (in the strategy, not behind their
 // message group), asked the messages receives in flight asked for, rate the handler throughput
@@ -21,10 +21,10 @@ import (
 // or what a receive into a backlog takes when that is longer. So with slow handlers and
 // a near SQS the consumer keeps about a batch waiting; with fast handlers or a far SQS it keeps
 // more, and more receives in flight, up to what the strategy's capacity (concurrency + waiting
-// room) lets it reserve. Until both are measured it keeps a batch. Workers idle now (concurrency
-// minus the handlers running) are added: what comes for them starts at once, so at a start, or
-// when handlers outrun the receives, receives fill them in parallel rather than one round trip
-// after another.
+// room) lets it reserve. Until both are measured it keeps a batch. While receives come back
+// full, the workers idle now (concurrency minus the handlers running) are added: what comes for
+// them starts at once, so at a start, or when handlers outrun the receives, receives fill them
+// in parallel rather than one round trip after another.
 type pacer struct {
 	concurrency int
 	calls, busy func() int64 // handler calls and their summed duration (ns), cumulative
