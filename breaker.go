@@ -31,9 +31,10 @@ import (
 // time, at most MaxOpenFor. A message fault or a probe that brought no message decides
 // nothing: the next probe follows at once.
 //
-// Closed again, the queue ramps up (slow start): it holds at most as many messages as it has
-// seen succeed since it closed plus one, so the messages it holds (and so the handlers it runs)
-// double with each round of successes, up to its whole capacity. A breaker that opens again
+// Closed again, the queue ramps up (slow start): it holds at most 1 + Probes messages, and one
+// more for each success since it closed, so the messages it holds (and so the handlers it runs)
+// double with each round of successes, up to its whole capacity. A receive already sent when
+// the breaker opens completes, and what it brings is released unstarted. A breaker that opens again
 // within MaxOpenFor of closing waits twice as long as before; after that it starts again from
 // OpenFor.
 //
@@ -283,6 +284,59 @@ type breaker struct {
 	pending   []BreakerChange
 	emitMu    sync.Mutex // orders the emission of pending changes
 	lastErr   error
+	// Submits of the queue's messages run on runCtx, cancelled when the breaker opens, so a
+	// message blocked in a strategy's Submit (the semaphore's backpressure) is released too.
+	base      context.Context
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+}
+
+// begin sets the ctx the queue's Submits derive from (the consumer's intake); Run calls it
+// before any receive.
+func (b *breaker) begin(base context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.base = base
+	b.runCtx, b.cancelRun = context.WithCancel(base)
+}
+
+// submitCtx is the ctx for a Submit now: it ends when the breaker opens or intake stops.
+func (b *breaker) submitCtx() context.Context {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.runCtx
+}
+
+// current reports whether messages received with t may go on: t is from the breaker's
+// present state, closed or (for its probe) half-open.
+func (b *breaker) current(t ticket) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return t.epoch == b.epoch && (b.state == BreakerClosed || (b.state == BreakerHalfOpen && t.probe != 0 && t.probe == b.probeID))
+}
+
+// confirm checks a ticket again once its receive holds its capacity, just before it is sent:
+// the breaker may have changed while the poller waited for capacity. It returns how many of n
+// messages the receive may still ask for: 0 when the ticket is from an earlier state (the
+// breaker opened since) or is not the probe any more; while ramping, what the ramp allows now.
+func (b *breaker) confirm(t ticket, n int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t.epoch != b.epoch {
+		return 0
+	}
+	switch b.state {
+	case BreakerClosed:
+		if b.ramp > 0 {
+			n = int(min(int64(n), b.ramp-b.held()-(b.asked-int64(t.n))))
+		}
+		return max(n, 0)
+	case BreakerHalfOpen:
+		if t.probe != 0 && t.probe == b.probeID {
+			return min(n, 1)
+		}
+	}
+	return 0
 }
 
 func newBreaker(cfg Breaker, capacity int64, queueURL string, stats *counters, held func() int64, onOpen func(), emit func(BreakerChange)) *breaker {
@@ -323,6 +377,12 @@ func (b *breaker) to(s BreakerState, reason string, now time.Time) {
 		if b.ramp >= b.capacity {
 			b.ramp = 0
 		}
+	}
+	switch {
+	case s == BreakerOpen && b.cancelRun != nil:
+		b.cancelRun()
+	case c.From == BreakerOpen && b.base != nil:
+		b.runCtx, b.cancelRun = context.WithCancel(b.base)
 	}
 	b.pending = append(b.pending, c)
 	b.notify()
@@ -529,7 +589,7 @@ type outcomeWindow struct {
 }
 
 func newOutcomeWindow(window time.Duration) outcomeWindow {
-	return outcomeWindow{span: max(window/10, time.Millisecond)}
+	return outcomeWindow{span: max(window/10, 1)}
 }
 
 func (w *outcomeWindow) reset() {

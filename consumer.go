@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"golang.org/x/time/rate"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/lease"
 )
@@ -121,8 +122,8 @@ type queue struct {
 	harvester *harvester
 	stats     counters
 	hooks     hooks
-	breaker   *breaker  // nil without WithBreaker
-	gate      *rateGate // nil without WithRateLimit
+	breaker   *breaker      // nil without WithBreaker
+	gate      *rate.Limiter // handler starts (WithRateLimit); nil: none
 
 	waitMu  sync.Mutex
 	waitSet map[*Message]struct{} // with a breaker: messages waiting in the strategy, unstarted
@@ -204,7 +205,8 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 		q.breaker = newBreaker(*s.breaker, int64(units), queueURL, &q.stats, q.stats.inFlight.Load, q.releaseWaiting, q.breakerChanged)
 	}
 	if s.rateLimit > 0 {
-		q.gate = newRateGate(s.rateLimit, s.rateBurst)
+		q.gate = rate.NewLimiter(rate.Limit(s.rateLimit), s.rateBurst)
+		q.pacer.maxRate = s.rateLimit
 	}
 	q.runner = newRunner(runnerConfig{
 		client: client, queueURL: queueURL, fifo: q.fifo,
@@ -213,7 +215,6 @@ func newQueue(eng *engine, client Client, queueURL string, h Handler, s settings
 		free:    eng.strategy.Free,
 		pacer:   q.pacer,
 		breaker: q.breaker,
-		gate:    q.gate,
 		stats:   &q.stats,
 		received: func(n int, err error) {
 			for _, h := range q.hooks.receive {

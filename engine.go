@@ -59,8 +59,13 @@ func (e *engine) run(ctx context.Context) error {
 	recv, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 	e.handlerBase, e.submitCtx = base, intakeCtx
+	for _, q := range e.queues {
+		if q.breaker != nil {
+			q.breaker.begin(intakeCtx)
+		}
+	}
 	if e.stopPolicy != nil {
-		e.stopper = &stopCheck{policy: e.stopPolicy, stop: stopIntake, onError: e.onError}
+		e.stopper = &stopCheck{policy: e.stopPolicy, stop: stopIntake, onError: e.onError, paused: e.breakerOpen}
 		e.stopper.touch(time.Now())
 	}
 	e.disp.init()
@@ -173,6 +178,17 @@ func (e *engine) flush() {
 
 // flushAtLeast is the shortest time the final flush gives acknowledgements to land.
 const flushAtLeast = 5 * time.Second
+
+// breakerOpen reports whether a queue's breaker is open or half-open: the queue is not idle
+// then, only waiting for its downstream.
+func (e *engine) breakerOpen() bool {
+	for _, q := range e.queues {
+		if q.stats.breakerState.Load() != int32(BreakerClosed) {
+			return true
+		}
+	}
+	return false
+}
 
 // received notes a receive that brought n messages, for the stop policy.
 func (e *engine) received(n int, now time.Time) {

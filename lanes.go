@@ -129,8 +129,16 @@ func (l *lanes) leave(m *Message, ok bool) (next *Message, rest []*Message) {
 // once: at shutdown nothing waits for its group's running message to finish.
 func (l *lanes) close() []*Message {
 	l.mu.Lock()
+	l.closed = true // enter refuses from now on: nothing can wait after the drain
+	l.mu.Unlock()
+	return l.drain()
+}
+
+// drain takes every waiting message out of the lanes, to be released at once (the breaker
+// opened), leaving the running ones their places; unlike close, the lanes go on.
+func (l *lanes) drain() []*Message {
+	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed = true
 	var all []*Message
 	for id, ln := range l.byID {
 		all = append(all, ln.waiting...)

@@ -71,6 +71,14 @@ func (r *reservation) take() unit {
 	return unit{s: r.s}
 }
 
+// shrink gives back the units beyond k before any is taken: the receive will ask for k.
+func (r *reservation) shrink(k int) {
+	if k < r.n {
+		r.s.Unreserve(r.n - k)
+		r.n = k
+	}
+}
+
 // close gives back the units nobody took, and what the pacer counted as asked for.
 func (r *reservation) close() {
 	r.unask()
@@ -149,7 +157,9 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	// goroutine's, so only counts, never flags, are touched for those).
 	q.pacer.enqueued(int64(len(batch)))
 	res.unask()
-	if q.eng.submitCtx.Err() != nil { // a receive that completed after intake stopped
+	// A receive that completed after intake stopped, or after the breaker opened (it was sent
+	// before): nothing of it starts or waits in a lane.
+	if q.eng.submitCtx.Err() != nil || (q.breaker != nil && !q.breaker.current(res.t)) {
 		q.pacer.enqueued(-int64(len(batch)))
 		for _, m := range batch {
 			q.exit(m, released)
@@ -184,6 +194,14 @@ func (q *queue) start(m *Message) {
 		q.exit(m, released)
 		return
 	}
+	submitCtx := q.eng.submitCtx
+	if q.breaker != nil {
+		if !q.breaker.runnable(m) { // the breaker opened since m was received
+			q.exit(m, released)
+			return
+		}
+		submitCtx = q.breaker.submitCtx() // ends when the breaker opens
+	}
 	w := int64(1)
 	if q.s.weight != nil {
 		q.contain("WithWeight function", func() { w = q.s.weight(m) })
@@ -195,7 +213,7 @@ func (q *queue) start(m *Message) {
 		q.pacer.enqueued(1)
 	}
 	q.await(m)
-	err := q.eng.strategy.Submit(q.eng.submitCtx, worker.Task{Run: func() { q.handle(m) }, Weight: w, Data: m})
+	err := q.eng.strategy.Submit(submitCtx, worker.Task{Run: func() { q.handle(m) }, Weight: w, Data: m})
 	if err == nil {
 		return
 	}
@@ -212,10 +230,10 @@ func (q *queue) start(m *Message) {
 		q.exit(m, q.retry(m, err))
 		return
 	}
-	if !errors.Is(err, worker.ErrStopped) && q.eng.submitCtx.Err() == nil {
+	if !errors.Is(err, worker.ErrStopped) && submitCtx.Err() == nil {
 		q.reportError(fmt.Errorf("sqsconsumer: message %s refused by the strategy: %w", m.id(), err))
 	}
-	q.exit(m, released)
+	q.exit(m, released) // refused, or intake stopped or the breaker opened while Submit waited
 }
 
 // dequeued takes m out of the pacer's count of messages waiting in the strategy, once.
@@ -239,8 +257,15 @@ func (q *queue) handle(m *Message) {
 		q.exit(m, released)
 		return
 	}
+	q.pacer.started()                                         // a worker waiting for a token is not idle
+	if q.gate != nil && q.gate.Wait(q.eng.submitCtx) != nil { // intake stopped while it waited
+		q.pacer.finished()
+		q.exit(m, released)
+		return
+	}
 	if q.breaker != nil {
 		if !q.breaker.runnable(m) { // the breaker is open, or m is not its probe
+			q.pacer.finished()
 			q.exit(m, released)
 			return
 		}
@@ -257,7 +282,6 @@ func (q *queue) handle(m *Message) {
 			}
 		})
 	}
-	q.pacer.started()
 	err := q.call(ctx, m)
 	q.pacer.finished()
 	end := time.Now()
@@ -311,9 +335,16 @@ func (q *queue) unawait(m *Message) {
 	q.waitMu.Unlock()
 }
 
-// releaseWaiting releases at once every message waiting in the strategy that has not started:
-// the breaker opened. A message that starts meanwhile is released by handle.
+// releaseWaiting releases at once every message held that has not started: those waiting in
+// the strategy and those waiting behind their message group; the breaker opened. A message
+// that starts meanwhile is released by start or handle, and one blocked in Submit when the
+// breaker's ctx ends.
 func (q *queue) releaseWaiting() {
+	if q.lanes != nil {
+		for _, m := range q.lanes.drain() {
+			q.exit(m, released)
+		}
+	}
 	q.waitMu.Lock()
 	ms := make([]*Message, 0, len(q.waitSet))
 	for m := range q.waitSet {

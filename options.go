@@ -462,12 +462,12 @@ func WithBreaker(b Breaker) Option {
 }
 
 // WithRateLimit bounds how fast the queue's handlers start: perSecond on average, with bursts
-// of up to burst messages (a token bucket, golang.org/x/time/rate). The consumer takes the
-// tokens before it receives, for as many messages as it asks for, and gives back those a
-// receive did not use, so messages do not wait for tokens while they are held (and invisible),
-// and a retried message takes a token again. perSecond must be above 0 and burst at least 1;
-// a receive then asks for at most burst messages. For a Group, each queue has a limit of its
-// own.
+// of up to burst messages (a token bucket, golang.org/x/time/rate). A message takes its token
+// when a worker is about to run it; while it waits for one it is held (and leased) and the
+// worker counts as busy, and at shutdown a waiting message is released at once. The prefetch
+// is sized by the rate, not only by the handler time, so few messages wait. A retried message
+// takes a token again. perSecond must be above 0 and not infinite, burst at least 1. For a
+// Group, each queue has a limit of its own.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return func(s *settings) error {
 		if !(perSecond > 0) || math.IsInf(perSecond, 0) {

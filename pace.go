@@ -27,6 +27,7 @@ import (
 // in parallel rather than one round trip after another.
 type pacer struct {
 	concurrency int
+	maxRate     float64      // WithRateLimit's handler starts a second; 0: none
 	calls, busy func() int64 // handler calls and their summed duration (ns), cumulative
 	disabled    bool         // never holds a receive back (a Group's queue)
 
@@ -225,7 +226,11 @@ func (p *pacer) recompute() {
 	if rtt > 0 && p.handler > 0 && !p.disabled {
 		// Rounded up to whole batches, as receives bring them: the margin absorbs handler times
 		// that vary about their mean.
-		batches := math.Ceil(min(float64(p.concurrency)/p.handler*rtt, 1e9) / maxBatch)
+		rate := float64(p.concurrency) / p.handler
+		if p.maxRate > 0 {
+			rate = min(rate, p.maxRate) // the handlers start no faster than the rate limit
+		}
+		batches := math.Ceil(min(rate*rtt, 1e9) / maxBatch)
 		p.want.Store(int64(max(batches, 1)) * maxBatch)
 	}
 }

@@ -67,7 +67,6 @@ type runnerConfig struct {
 	free      func() int // capacity units free now, to judge whether another poller would help
 	pacer     *pacer     // when another receive is wanted
 	breaker   *breaker   // whether and how much to receive (WithBreaker); nil: always
-	gate      *rateGate  // tokens for the messages a receive asks for (WithRateLimit); nil: none
 	stats     *counters
 	received  func(n int, err error) // after every receive: hooks
 	requested func(op string)        // before every request
@@ -162,6 +161,17 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 			r.cfg.pacer.asking(-most)
 			return nil // ctx ended, or the consumer stopped taking messages: shutting down
 		}
+		if r.cfg.breaker != nil {
+			// The breaker may have opened (or be ramping) while the poller waited for capacity.
+			if k := r.cfg.breaker.confirm(t, res.n); k < res.n {
+				res.shrink(k)
+				if k == 0 {
+					r.settle(t, n, 0)
+					r.cfg.pacer.asking(-most)
+					continue
+				}
+			}
+		}
 		res.t = t
 		if r.cfg.fifo && attempt == "" {
 			attempt = fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
@@ -238,9 +248,9 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 	return nil
 }
 
-// permit waits for what the breaker and the rate limit allow a receive of at most most
-// messages, and returns how many it may ask for, with the breaker's ticket. It returns an error,
-// holding nothing, when ctx ends first.
+// permit waits for what the breaker allows a receive of at most most messages, and returns
+// how many it may ask for, with the breaker's ticket. It returns an error, holding nothing,
+// when ctx ends first.
 func (r *runner) permit(ctx context.Context, most int) (int, ticket, error) {
 	t := ticket{n: most}
 	if r.cfg.breaker != nil {
@@ -249,23 +259,12 @@ func (r *runner) permit(ctx context.Context, most int) (int, ticket, error) {
 			return 0, t, err
 		}
 	}
-	n := t.n
-	if r.cfg.gate != nil {
-		var err error
-		if n, err = r.cfg.gate.take(ctx, n); err != nil {
-			r.settle(t, 0, 0)
-			return 0, t, err
-		}
-	}
-	return n, t, nil
+	return t.n, t, nil
 }
 
-// settle ends what permit gave a receive of n messages that brought got: the tokens it did not
-// use go back, and the breaker learns how many messages came.
-func (r *runner) settle(t ticket, n, got int) {
-	if r.cfg.gate != nil {
-		r.cfg.gate.giveBack(n - got)
-	}
+// settle ends what permit gave a receive that brought got messages: the breaker learns how
+// many came.
+func (r *runner) settle(t ticket, _, got int) {
 	if r.cfg.breaker != nil {
 		r.cfg.breaker.done(t, got)
 	}

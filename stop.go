@@ -20,7 +20,9 @@ type Progress struct {
 type StopPolicy func(Progress) bool
 
 // StopWhenIdle stops after the queue has brought nothing for d. With long polls the check
-// happens at least once per poll period, so set d above the wait time to mean it.
+// happens at least once per poll period, so set d above the wait time to mean it. Time while a
+// breaker (WithBreaker) is open or half-open does not count: the queue is not idle then, only
+// waiting for its downstream.
 func StopWhenIdle(d time.Duration) StopPolicy {
 	return func(p Progress) bool { return p.IdleFor >= d }
 }
@@ -65,6 +67,7 @@ type stopCheck struct {
 	stopping atomic.Bool
 	onError  func(error)
 	panicked atomic.Bool
+	paused   func() bool // while true, time does not count as idle (a breaker is open)
 }
 
 // watch checks the policy a few times a second until ctx ends, e.g. for idle time during a
@@ -88,6 +91,9 @@ func (s *stopCheck) touch(now time.Time) { s.active.Store(now.UnixNano()) }
 func (s *stopCheck) check(now time.Time) {
 	if s == nil || s.stopping.Load() {
 		return
+	}
+	if s.paused != nil && s.paused() {
+		s.touch(now)
 	}
 	p := Progress{Handled: s.handled.Load(), IdleFor: now.Sub(time.Unix(0, s.active.Load()))}
 	if s.judge(p) && s.stopping.CompareAndSwap(false, true) {
