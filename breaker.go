@@ -29,7 +29,10 @@ import (
 // half-open: it receives one message at a time (or calls Probe instead, if set) and runs it;
 // Probes successes in a row close it, a failure opens it again for twice as long as the last
 // time, at most MaxOpenFor. A message fault or a probe that brought no message decides
-// nothing: the next probe follows at once.
+// nothing: the next probe follows at once. A probe never waits behind its message group: with
+// WithGroupLimit it runs even when its group is at the limit; on a FIFO queue, when its group
+// is busy, it is handed back (visible again after a second, longer each time) and the next
+// probe follows.
 //
 // Closed again, the queue ramps up (slow start): it holds at most 1 + Probes messages, and one
 // more for each success since it closed, so the messages it holds (and so the handlers it runs)
@@ -490,14 +493,14 @@ func (b *breaker) done(t ticket, got int) {
 	b.mu.Unlock()
 }
 
-// runnable reports whether m may start: the breaker is closed, or m is the half-open state's
-// probe.
+// runnable reports whether m may start: the breaker is closed and has not opened since m was
+// received, or m is the half-open state's probe.
 func (b *breaker) runnable(m *Message) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case BreakerClosed:
-		return true
+		return m.epoch == b.epoch
 	case BreakerHalfOpen:
 		return m.probe != 0 && m.probe == b.probeID && m.epoch == b.epoch
 	}

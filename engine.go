@@ -179,11 +179,11 @@ func (e *engine) flush() {
 // flushAtLeast is the shortest time the final flush gives acknowledgements to land.
 const flushAtLeast = 5 * time.Second
 
-// breakerOpen reports whether a queue's breaker is open or half-open: the queue is not idle
-// then, only waiting for its downstream.
+// breakerOpen reports whether a queue's breaker is open: the queue is not idle then, only
+// waiting for its downstream. Half-open it receives (probes), and an empty queue is idle.
 func (e *engine) breakerOpen() bool {
 	for _, q := range e.queues {
-		if q.stats.breakerState.Load() != int32(BreakerClosed) {
+		if q.stats.breakerState.Load() == int32(BreakerOpen) {
 			return true
 		}
 	}

@@ -61,8 +61,10 @@ func overflowDelay(receiveCount int) time.Duration {
 // enter puts one receive's messages in their lanes, all at once, in received order. It
 // returns those that may start now (without a group id, or with a free running place), those
 // to hand back because their lane is full, and those refused because the lanes are closed.
-// The others wait in their lane.
-func (l *lanes) enter(batch []*Message) (start, overflow, refused []*Message) {
+// The others wait in their lane. A probe (the breaker's, half-open) never waits: on a standard
+// queue it starts even past the group limit, on a FIFO queue it is handed back when its group
+// is busy (it must not overtake, and a waiting probe would hold the probing up).
+func (l *lanes) enter(batch []*Message, probe bool) (start, overflow, refused []*Message) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, m := range batch {
@@ -81,10 +83,12 @@ func (l *lanes) enter(batch []*Message) (start, overflow, refused []*Message) {
 			l.byID[id] = ln
 		}
 		switch {
-		case ln.running < l.limit:
+		case ln.running < l.limit || (probe && !l.fifo):
 			ln.running++
 			m.lane = true
 			start = append(start, m)
+		case probe:
+			overflow = append(overflow, m)
 		case l.fifo || len(ln.waiting) < l.limit || (m.ReceiveCount() > 1 && len(ln.waiting) < l.patient):
 			// A message that was handed back before may wait longer: every hand-back is a receive.
 			ln.waiting = append(ln.waiting, m)

@@ -30,7 +30,7 @@ func laneMsg(group string, receiveCount int) *Message {
 func TestLanesLimitWaitAndOverflow(t *testing.T) {
 	l := newLanes(false, 1, 20)
 	first := []*Message{laneMsg("t", 1), laneMsg("t", 1), laneMsg("t", 1)}
-	start, overflow, refused := l.enter(first)
+	start, overflow, refused := l.enter(first, false)
 	if len(start) != 1 || len(overflow) != 1 || len(refused) != 0 || !start[0].lane {
 		t.Fatalf("start %d overflow %d refused %d", len(start), len(overflow), len(refused))
 	}
@@ -38,7 +38,7 @@ func TestLanesLimitWaitAndOverflow(t *testing.T) {
 	for range 6 {
 		back = append(back, laneMsg("t", 2))
 	}
-	_, overflow, _ = l.enter(back)
+	_, overflow, _ = l.enter(back, false)
 	if len(overflow) != 2 { // 1 waits already; returning ones wait up to 5 (a quarter of 20): 4 more
 		t.Fatalf("returning overflow %d, want 2", len(overflow))
 	}
@@ -49,7 +49,7 @@ func TestLanesLimitWaitAndOverflow(t *testing.T) {
 	if waiting := l.close(); len(waiting) != 4 {
 		t.Fatalf("close returned %d waiting, want 4", len(waiting))
 	}
-	if _, _, refused := l.enter([]*Message{laneMsg("t", 1), laneMsg("", 1)}); len(refused) != 1 {
+	if _, _, refused := l.enter([]*Message{laneMsg("t", 1), laneMsg("", 1)}, false); len(refused) != 1 {
 		t.Fatalf("closed lanes refused %d, want the one with a group", len(refused))
 	}
 }
@@ -58,7 +58,7 @@ func TestLanesLimitWaitAndOverflow(t *testing.T) {
 func TestLanesFIFOFailureReleasesTheRest(t *testing.T) {
 	l := newLanes(true, 0, 20)
 	batch := []*Message{laneMsg("g", 1), laneMsg("g", 1), laneMsg("g", 1), laneMsg("h", 1)}
-	start, overflow, _ := l.enter(batch)
+	start, overflow, _ := l.enter(batch, false)
 	if len(start) != 2 || len(overflow) != 0 {
 		t.Fatalf("start %d overflow %d", len(start), len(overflow))
 	}

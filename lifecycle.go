@@ -169,7 +169,14 @@ func (q *queue) admit(msgs []types.Message, res *reservation) {
 	start := batch
 	if q.lanes != nil {
 		var overflow, refused []*Message
-		start, overflow, refused = q.lanes.enter(batch)
+		start, overflow, refused = q.lanes.enter(batch, res.t.probe != 0)
+		if q.breaker != nil && !q.breaker.current(res.t) {
+			// The breaker opened between the check above and the lanes: what waits there
+			// now (this receive's and any other) is released, as the opening did.
+			for _, m := range q.lanes.drain() {
+				q.exit(m, released)
+			}
+		}
 		if behind := len(batch) - len(start); behind > 0 { // waiting behind their group, or leaving
 			q.pacer.enqueued(-int64(behind))
 		}
@@ -257,11 +264,17 @@ func (q *queue) handle(m *Message) {
 		q.exit(m, released)
 		return
 	}
-	q.pacer.started()                                         // a worker waiting for a token is not idle
-	if q.gate != nil && q.gate.Wait(q.eng.submitCtx) != nil { // intake stopped while it waited
-		q.pacer.finished()
-		q.exit(m, released)
-		return
+	q.pacer.started() // a worker waiting for a token is not idle
+	if q.gate != nil {
+		ctx := q.eng.submitCtx
+		if q.breaker != nil {
+			ctx = q.breaker.submitCtx() // ends when the breaker opens too
+		}
+		if q.gate.Wait(ctx) != nil { // intake stopped, or the breaker opened, while it waited
+			q.pacer.finished()
+			q.exit(m, released)
+			return
+		}
 	}
 	if q.breaker != nil {
 		if !q.breaker.runnable(m) { // the breaker is open, or m is not its probe

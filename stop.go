@@ -21,8 +21,8 @@ type StopPolicy func(Progress) bool
 
 // StopWhenIdle stops after the queue has brought nothing for d. With long polls the check
 // happens at least once per poll period, so set d above the wait time to mean it. Time while a
-// breaker (WithBreaker) is open or half-open does not count: the queue is not idle then, only
-// waiting for its downstream.
+// breaker (WithBreaker) is open does not count: the queue is not idle then, only waiting for
+// its downstream (half-open, its probes find out whether the queue is empty).
 func StopWhenIdle(d time.Duration) StopPolicy {
 	return func(p Progress) bool { return p.IdleFor >= d }
 }
