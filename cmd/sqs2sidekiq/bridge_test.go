@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +83,9 @@ func snsBody(topicArn, payload string) string {
 
 func testConfig(t *testing.T, queue, redisAddr, extra string) *Config {
 	t.Helper()
+	if !strings.Contains(extra, "timestamps:") {
+		extra += "\ntimestamps: milliseconds"
+	}
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
 queues: [%q]
 redis:
@@ -112,7 +118,7 @@ func TestWireFormatReadBackFromRedis(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr()})
 	defer rdb.Close()
-	b, err := NewBridge(testConfig(t, url, rs.addr(), ""), s, rdb, sqsconsumer.WithWaitTime(time.Second),
+	b, err := NewBridge(testConfig(t, url, rs.addr(), ""), s, rdb, quietLogger, sqsconsumer.WithWaitTime(time.Second),
 		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }), sqsconsumer.WithErrorHandler(func(error) {}))
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +146,11 @@ func TestWireFormatReadBackFromRedis(t *testing.T) {
 	}
 	var job map[string]any
 	json.Unmarshal([]byte(raw[0]), &job)
-	if job["class"] != "OrderWorker" || job["queue"] != "critical" || job["retry"] != true || len(job["jid"].(string)) != 24 {
+	if _, ok := job["retry"]; ok {
+		t.Fatalf("job %s has a retry key; the route sets none, so the worker's own option must apply", raw[0])
+	}
+	if job["class"] != "OrderWorker" || job["queue"] != "critical" || len(job["jid"].(string)) != 24 ||
+		job["sns_message_id"] != "n-{\"id\":42}" || job["sqs_message_id"] == nil {
 		t.Fatalf("job %s", raw[0])
 	}
 	if args := job["args"].([]any); len(args) != 1 || args[0].(map[string]any)["id"] != 42.0 {
@@ -158,29 +168,38 @@ func TestWireFormatReadBackFromRedis(t *testing.T) {
 	if st.Deleted != 2 || st.InFlight != 2 {
 		t.Fatalf("queue %+v: the two enqueued deleted; the unmapped one, and the raw body that no topic sent, left for retry", st)
 	}
+	if b.nonSNSKept.Load() != 1 || b.unknownKept.Load() != 1 {
+		t.Fatalf("non-SNS kept %d, unknown topic kept %d; want 1 and 1", b.nonSNSKept.Load(), b.unknownKept.Load())
+	}
 }
 
 func TestRedisOutageDeletesNothingAndRecovers(t *testing.T) {
 	rs := startRedis(t)
 	bin, _ := exec.LookPath("redis-server")
-	rs.stop() // Redis is down when the messages arrive
 	s := sqstest.New()
 	s.MustCreateQueue("dlq", nil)
 	// A redrive policy of 3 receives: the outage must not spend them.
 	url := s.MustCreateQueue("events", map[string]string{"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"3"}`})
-	for i := 0; i < 5; i++ {
-		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(snsBody("arn:aws:sns:eu-west-1:1:orders", strconv.Itoa(i)))})
-	}
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	cfg := testConfig(t, url, rs.addr(), "timestamps: seconds")
 	changes := make(chan sqsconsumer.BreakerChange, 100)
-	b, _ := NewBridge(cfg, s, rdb, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithErrorHandler(func(error) {}),
+	logs := &logCapture{}
+	b, _ := NewBridge(cfg, s, rdb, slog.New(logs), sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithErrorHandler(func(error) {}),
 		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }), sqsconsumer.WithHooks(breakerHook(changes)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- b.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
+	// Redis answered the start check; it goes down once the bridge receives, and the messages
+	// arrive during the outage.
+	for s.Calls("ReceiveMessage") == 0 && time.Now().Before(deadline) {
+		<-time.After(5 * time.Millisecond)
+	}
+	rs.stop()
+	for i := 0; i < 5; i++ {
+		s.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(snsBody("arn:aws:sns:eu-west-1:1:orders", strconv.Itoa(i)))})
+	}
 	next := func() sqsconsumer.BreakerChange {
 		select {
 		case c := <-changes:
@@ -223,6 +242,13 @@ func TestRedisOutageDeletesNothingAndRecovers(t *testing.T) {
 	if st, _ := s.Stats(url); st.Deleted != 5 || st.MovedToDLQ != 0 {
 		t.Fatalf("queue %+v: want all 5 deleted, none dead-lettered", st)
 	}
+	// The outage is logged once when it starts and once when it ends, not per message.
+	if n, m := logs.count("pushes to Redis fail"), logs.count("Redis takes pushes again"); n != 1 || m != 1 {
+		t.Fatalf("outage lines: %d at its start and %d at its end, want 1 and 1\n%s", n, m, logs)
+	}
+	if n := logs.count("sqs2sidekiq: stopped enqueued=5 deleted=5"); n != 1 {
+		t.Fatalf("the last line says what the bridge did: %d such lines\n%s", n, logs)
+	}
 
 	// Health: ready while Redis answers, not after it stops.
 	srv := httptest.NewServer(b.Health())
@@ -246,24 +272,43 @@ func TestRedisOutageDeletesNothingAndRecovers(t *testing.T) {
 
 func TestConfigErrorsNameTheField(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}\nbogus: 1":         "bogus",
-		"redis: {url: redis://x}\nroutes: {t: {class: W}}":                                "queues is required",
-		"queues: [q]\nroutes: {t: {class: W}}":                                            "redis.url is required",
-		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {queue: q}}":                   "routes.t.class is required",
-		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}\ntimestamps: days": "timestamps",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}\nbogus: 1":                                                    "bogus",
+		"redis: {url: redis://x}\nroutes: {t: {class: W}}":                                                                           "queues is required",
+		"queues: [q]\nroutes: {t: {class: W}}":                                                                                       "redis.url is required",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {queue: q}}":                                                              "routes.t.class is required",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}\ntimestamps: days":                                            "timestamps",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}":                                                              `timestamps is required: "seconds" for Sidekiq 7`,
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W, retry: -1}}\ntimestamps: seconds":                              "retry \"-1\": want true, false or a number",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W, retry: often}}\ntimestamps: seconds":                           "retry \"often\"",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W, payload: xml}}\ntimestamps: seconds":                           "routes.t.payload",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {'arn:aws:sns:eu-west-1:1:t': {class: W, account: '2'}}\ntimestamps: seconds": "account and region limit a route keyed by topic name",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {'arn:aws:sqs:eu-west-1:1:t': {class: W}}\ntimestamps: seconds":               "not an SNS topic ARN",
+		"queues: [q]\nredis: {url: redis://x}\nroutes: {t: {class: W}}\ntimestamps: seconds\nnon_sns: drop":                          "non_sns \"drop\": want keep or delete",
+		"queues: [q]\nredis: {url: redis://x, timeout: 1h}\nroutes: {t: {class: W}}\ntimestamps: seconds":                            "redis.timeout",
 	} {
 		if _, err := ParseConfig([]byte(yaml)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error naming %q", yaml, err, want)
 		}
 	}
-	cfg, err := ParseConfig([]byte("queues: [q]\nredis: {url: 'redis://user:hunter2@host:6379/0'}\nroutes: {t: {class: W}}\ncredentials: {access_key_id: AKIA, secret_access_key: s3cret}"))
+	cfg, err := ParseConfig([]byte("queues: [q]\nredis: {url: 'redis://user:hunter2@host:6379/0'}\nroutes: {t: {class: W}}\ntimestamps: seconds\ncredentials: {access_key_id: AKIA, secret_access_key: s3cret}"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := cfg.String(); strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret") || strings.Contains(s, "AKIA") {
 		t.Fatalf("secrets in %s", s)
 	}
+	// Errors from a file name it.
+	path := filepath.Join(t.TempDir(), "bridge.yaml")
+	os.WriteFile(path, []byte("queues: [q]\nredis: {url: 'redis://u:hunter2@h'}\nroutes: {t: {class: W}}\n"), 0o600)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "config "+path+": timestamps is required") {
+		t.Fatalf("LoadConfig: %v; want the file named with the field", err)
+	}
+	if _, err := LoadConfig(path + ".missing"); err == nil || !strings.Contains(err.Error(), path+".missing") {
+		t.Fatalf("LoadConfig of a missing file: %v", err)
+	}
 }
+
+var quietLogger = slog.New(slog.DiscardHandler)
 
 func sortedCopy(s []string) []string {
 	out := append([]string(nil), s...)
@@ -281,3 +326,40 @@ func sortedCopy(s []string) []string {
 type breakerHook chan sqsconsumer.BreakerChange
 
 func (h breakerHook) OnBreaker(c sqsconsumer.BreakerChange) { h <- c }
+
+// logCapture is a slog handler that keeps every line, as text.
+type logCapture struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logCapture) WithGroup(string) slog.Handler            { return l }
+func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String() + " " + r.Message)
+	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
+	l.mu.Lock()
+	l.lines = append(l.lines, b.String())
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *logCapture) count(substr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.lines {
+		if strings.Contains(s, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *logCapture) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}

@@ -65,13 +65,14 @@ redis: {url: "redis://%s/0", namespace: app}
 routes:
   orders: {class: OrderWorker, queue: critical}
   %s: {class: UserWorker}
+timestamps: milliseconds
 `, *q.QueueUrl, rs.addr(), topics["users"])))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr()})
 	defer rdb.Close()
-	b, err := NewBridge(cfg, qc, rdb, sqsconsumer.WithWaitTime(time.Second),
+	b, err := NewBridge(cfg, qc, rdb, quietLogger, sqsconsumer.WithWaitTime(time.Second),
 		sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }), sqsconsumer.WithErrorHandler(func(error) {}))
 	if err != nil {
 		t.Fatal(err)

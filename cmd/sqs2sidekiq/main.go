@@ -5,7 +5,9 @@
 //	sqs2sidekiq -config sqs2sidekiq.yaml
 //
 // SIGTERM or SIGINT shuts it down gracefully (stop receiving, finish the enqueues in flight,
-// flush the deletes, exit 0); a second signal exits at once.
+// flush the deletes, log what it did, exit 0); a second signal exits at once. A config error,
+// a Redis that does not answer at start, timestamps that do not match the Sidekiq registered
+// in Redis, or a health address that cannot be bound exit 1 before anything is received.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,8 +27,6 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/sqsconsumer/sqsconsumer"
 )
 
 func main() {
@@ -42,15 +43,16 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
-	slog.Info("sqs2sidekiq starting", "config", cfg.String())
+	logger := slog.Default()
+	logger.Info("sqs2sidekiq starting", "config", cfg.String())
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	go func() {
 		<-signals
-		slog.Info("sqs2sidekiq: shutting down; a second signal exits at once")
-		cancel()
+		logger.Info("sqs2sidekiq: shutting down; a second signal exits at once")
+		cancel(nil)
 		<-signals
 		os.Exit(1)
 	}()
@@ -78,17 +80,29 @@ func run(path string) error {
 	if err != nil {
 		return errors.New("redis.url does not parse") // the URL may hold a password: not echoed
 	}
+	// Deadlines from the ctx reach the connection: a push or a ping on a Redis that hangs
+	// fails at redis.timeout instead of waiting on the socket.
+	opt.ContextTimeoutEnabled = true
+	// go-redis logs every failed dial; the bridge logs an outage once (its start and its end),
+	// so the client's own lines go to Debug.
+	redis.SetLogger(redisLog{logger})
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 
-	b, err := NewBridge(cfg, client, rdb, sqsconsumer.WithLogger(slog.Default()))
+	b, err := NewBridge(cfg, client, rdb, logger)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: cfg.Listen, Handler: b.Health(), ReadHeaderTimeout: 5 * time.Second}
+	// Bind before anything is received: a daemon whose health and metrics cannot be served
+	// does not start (it would run blind).
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen (health and metrics): %w", err)
+	}
+	srv := &http.Server{Handler: b.Health(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("sqs2sidekiq: health server", "err", err)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cancel(fmt.Errorf("health server: %w", err)) // stops the bridge; run returns it
 		}
 	}()
 	defer func() {
@@ -96,5 +110,18 @@ func run(path string) error {
 		defer scancel()
 		srv.Shutdown(sctx)
 	}()
-	return b.Run(ctx)
+	if err := b.Run(ctx); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// redisLog passes go-redis's internal log lines to slog at Debug.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }

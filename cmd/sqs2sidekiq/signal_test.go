@@ -189,6 +189,7 @@ region: us-east-1
 endpoint: %s
 credentials: {access_key_id: test, secret_access_key: test}
 routes: {orders: {class: OrderWorker}}
+timestamps: seconds
 listen: %s
 %s`, queueURL, d.emu.URL, d.listen, extra)), 0o600)
 	cmd := exec.Command(d.bin, "-config", cfgPath)
