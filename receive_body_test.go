@@ -2,7 +2,9 @@ package sqsconsumer_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,5 +201,83 @@ func TestEmulatorReceiveSurvivesALateRequestBodyCheck(t *testing.T) {
 	}
 	if d := discards.Load(); d != 0 {
 		t.Errorf("the SDK failed to read %d responses whole", d)
+	}
+}
+
+// cutOnce is an SDK HTTP client that cuts the first ReceiveMessage answer carrying messages
+// short, as a connection reset in the middle of the response would.
+type cutOnce struct {
+	next *awshttp.BuildableClient
+	done atomic.Bool
+}
+
+func (c *cutOnce) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(req)
+	if err != nil || req.Header.Get("X-Amz-Target") != "AmazonSQS.ReceiveMessage" || resp.ContentLength < 1000 || !c.done.CompareAndSwap(false, true) {
+		return resp, err
+	}
+	resp.Body = &cutBody{ReadCloser: resp.Body, left: 100}
+	return resp, nil
+}
+
+type cutBody struct {
+	io.ReadCloser
+	left int
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	}
+	n, err := b.ReadCloser.Read(p[:min(len(p), b.left)])
+	b.left -= n
+	return n, err
+}
+
+// A receive whose answer is cut short after SQS handed it messages is not retried by the SDK
+// (the retry would take ten more while those ten stay invisible, seen by no one): it is
+// counted as a receive error and a broken receive, and logged once at Warn saying the
+// messages come back after their visibility timeout. The consumer receives the rest.
+func TestEmulatorReceiveCutShortIsCountedAndLogged(t *testing.T) {
+	direct := emulatorClient(t)
+	url := emuQueue(t, direct, nil)
+	const n = 20
+	sendBodies(t, direct, url, n, 100)
+
+	opts := emulatorOptions(t)
+	opts.HTTPClient = &cutOnce{next: awshttp.NewBuildableClient()}
+	var logs logLines
+	var handled atomic.Int64
+	rest := make(chan struct{})
+	c, err := sqsconsumer.New(sqs.New(opts), url, func(ctx context.Context, m *sqsconsumer.Message) error {
+		if handled.Add(1) == n-10 {
+			close(rest)
+		}
+		return nil
+	}, sqsconsumer.WithConcurrency(10), sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithVisibilityTimeout(time.Minute), logs.logger(slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := running(t, c)
+	select {
+	case <-rest:
+	case <-time.After(15 * time.Second):
+		t.Error("the ten messages the cut receive did not take were not handled in 15 s")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Report()
+	_, inFlight := counts(t, direct, url)
+	warned := logs.with(t, "sqsconsumer: error")
+	t.Logf("sent %d, handled %d, in flight after Run %d; receive errors %d, broken %d; %d logged", n, handled.Load(), inFlight, r.ReceiveErrors, r.BrokenReceives, len(warned))
+	if r.ReceiveErrors != 1 || r.BrokenReceives != 1 {
+		t.Errorf("receive errors %d, broken receives %d; want 1 and 1 (the SDK retried the cut receive?)", r.ReceiveErrors, r.BrokenReceives)
+	}
+	if handled.Load() != n-10 || inFlight != 10 {
+		t.Errorf("handled %d, %d in flight after Run; want %d and the cut receive's 10", handled.Load(), inFlight, n-10)
+	}
+	if len(warned) != 1 || warned[0]["level"] != "WARN" || !strings.Contains(fmt.Sprint(warned[0]["error"]), "come back after their visibility timeout") {
+		t.Errorf("logged %v; want one line at WARN saying the messages come back after their visibility timeout", warned)
 	}
 }
