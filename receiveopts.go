@@ -14,8 +14,10 @@ import (
 	"github.com/aws/smithy-go/middleware"
 )
 
-// bodyInMemory is a per-call option of every ReceiveMessage: the HTTP request body is handed
-// to the HTTP client as a *bytes.Reader, read from the SDK's body before the request goes out.
+// bodyInMemory is a per-call option of every ReceiveMessage the runner makes through an
+// *sqs.Client: the HTTP request body is handed to the HTTP client as a *bytes.Reader, read
+// from the SDK's body before the request goes out. It can go once smithy-go's WriteTo after
+// Close returns (0, nil).
 //
 // Why: the SDK (smithy-go's Request.Build) wraps a request body in a reader whose WriteTo
 // returns io.EOF once the body was closed, and the SDK closes it as soon as Do returned the
@@ -38,7 +40,7 @@ func bodyInMemory(o *sqs.Options) {
 type inMemoryBody struct{ next sqs.HTTPClient }
 
 // Do sends req with its body read into memory. req is the SDK's own, built for this attempt,
-// and is changed in place: the SDK closes req.Body after Do, which must be the body sent.
+// so it is changed in place.
 func (c inMemoryBody) Do(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		b, err := io.ReadAll(req.Body)
