@@ -160,7 +160,7 @@ func (q *queue) logStop(r *Report, took time.Duration) {
 		slog.Int64("received", r.Received), slog.Int64("succeeded", r.Succeeded), slog.Int64("failed", r.Failed),
 		slog.Int64("released", r.Released), slog.Int64("cancelled", r.Cancelled), slog.Int64("lease_lost", r.LeaseLost),
 		slog.Int64("acked", r.Acked), slog.Int64("ack_failed", r.AckFailed), slog.Int64("visibility_failed", r.VisibilityFailed),
-		slog.Int64("abandoned_receives", r.AbandonedReceives), slog.Bool("shutdown_timed_out", r.ShutdownTimedOut)}
+		slog.Int64("broken_receives", r.BrokenReceives), slog.Int64("abandoned_receives", r.AbandonedReceives), slog.Bool("shutdown_timed_out", r.ShutdownTimedOut)}
 	if n := q.repeats.total(); n > 0 {
 		attrs = append(attrs, slog.Int64("log_lines_suppressed", n))
 	}
@@ -251,8 +251,11 @@ func writeStats(b *strings.Builder, s Stats) {
 	if s.AckFailed > 0 || s.VisibilityFailed > 0 || s.AckRetries > 0 {
 		fmt.Fprintf(b, " (%d deletes and %d visibility changes failed, %d retries)", s.AckFailed, s.VisibilityFailed, s.AckRetries)
 	}
-	fmt.Fprintf(b, "; %d receives (%d empty, %d failed, %d abandoned); %d requests, %.3f per message",
-		s.Receives, s.EmptyReceives, s.ReceiveErrors, s.AbandonedReceives, s.Requests, s.RequestsPerMessage)
+	fmt.Fprintf(b, "; %d receives (%d empty, %d failed", s.Receives, s.EmptyReceives, s.ReceiveErrors)
+	if s.BrokenReceives > 0 {
+		fmt.Fprintf(b, " (%d after the request was sent)", s.BrokenReceives)
+	}
+	fmt.Fprintf(b, ", %d abandoned); %d requests, %.3f per message", s.AbandonedReceives, s.Requests, s.RequestsPerMessage)
 	fmt.Fprintf(b, "; handler time %v, utilisation %.2f", s.HandlerTime.Round(time.Millisecond), s.Utilisation)
 }
 

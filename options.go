@@ -112,7 +112,11 @@ func applyOptions(opts []Option) (settings, error) {
 	if s.onError == nil {
 		logger, r := s.logger, s.repeats
 		s.onError = func(err error) {
-			logLimited(context.Background(), logger, r, slog.LevelError, "sqsconsumer: error", err)
+			level := slog.LevelError
+			if errors.As(err, new(*sentReceiveError)) {
+				level = slog.LevelWarn // Stats.BrokenReceives: nothing is lost, it comes back later
+			}
+			logLimited(context.Background(), logger, r, level, "sqsconsumer: error", err)
 		}
 	}
 	return s, nil
@@ -315,7 +319,8 @@ func WithWeight(f func(*Message) int64) Option {
 // WithErrorHandler sets the function that receives errors the consumer handles itself:
 // failed receives, deletes and visibility changes (as *AckError with the message id), and
 // refused messages. It is called from the consumer's goroutines and must not block long. The
-// default logs them with slog.Default at level Error.
+// default logs them with the logger (WithLogger) at level Error, but a receive that failed
+// after its request was sent (Stats.BrokenReceives) at Warn.
 func WithErrorHandler(f func(error)) Option {
 	return func(s *settings) error {
 		if f == nil {
@@ -375,7 +380,8 @@ func WithHooks(hooks ...Hook) Option {
 // WithLogger sets the logger (default slog.Default()). The consumer logs, with the queue URL
 // as an attribute: its effective settings at Info when Run starts and its report at Info when
 // Run returns (at Error when Run failed); errors it handles itself (failed receives, deletes,
-// visibility changes) at Error; a failed handler at Warn, with the message id, the receive
+// visibility changes) at Error, but a receive that failed after its request was sent
+// (Stats.BrokenReceives) at Warn; a failed handler at Warn, with the message id, the receive
 // count and, for a panic, the stack; and each handled message at Debug. So at the usual Info
 // level a healthy consumer logs two lines, and problems show. Identical failures (the same
 // text, whatever the numbers in it) are logged five times per 10 s at most: the next line

@@ -78,15 +78,23 @@ type runnerConfig struct {
 // intake. It adapts the number of pollers to the backlog: one more when a receive comes back
 // full and capacity is still free, one fewer when a receive comes back empty.
 type runner struct {
-	cfg runnerConfig
-	in  intake
+	cfg     runnerConfig
+	in      intake
+	sdk     *sqs.Client          // cfg.client, when it is the SDK's: its receives take sdkOpts
+	sdkOpts []func(*sqs.Options) // bodyInMemory, and noRetryAfterSend on a standard queue
 
 	succeeded atomic.Bool // a receive has succeeded: the setup reaches SQS
 	empty     atomic.Bool // the last receive to come back brought nothing
 }
 
 func newRunner(cfg runnerConfig, in intake) *runner {
-	return &runner{cfg: cfg, in: in}
+	r := &runner{cfg: cfg, in: in}
+	r.sdk, _ = cfg.client.(*sqs.Client)
+	r.sdkOpts = []func(*sqs.Options){bodyInMemory}
+	if !cfg.fifo {
+		r.sdkOpts = append(r.sdkOpts, noRetryAfterSend)
+	}
+	return r
 }
 
 // run receives until ctx ends, and returns nil then, or an error when receiving fails for
@@ -190,6 +198,9 @@ func (r *runner) poll(ctx, recv context.Context, start func()) error {
 				return nil // shutdown abandoned the receive
 			}
 			r.cfg.stats.receiveErrors.Add(1)
+			if errors.As(err, new(*sentReceiveError)) {
+				r.cfg.stats.brokenReceives.Add(1)
+			}
 			failures++
 			kind, hint := classify(err, recv)
 			err = hinted(err, hint)
@@ -332,7 +343,15 @@ func (r *runner) receive(ctx context.Context, n int, attempt string) ([]types.Me
 	if attempt != "" {
 		in.ReceiveRequestAttemptId = &attempt
 	}
-	out, err := r.cfg.client.ReceiveMessage(ctx, in)
+	var out *sqs.ReceiveMessageOutput
+	var err error
+	if r.sdk != nil {
+		out, err = r.sdk.ReceiveMessage(ctx, in, r.sdkOpts...)
+	} else {
+		// Any other client is called exactly as the Client interface reads, with no per-call
+		// option, so that a generated mock's two-matcher expectation matches.
+		out, err = r.cfg.client.ReceiveMessage(ctx, in)
+	}
 	if err != nil {
 		return nil, err
 	}

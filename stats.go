@@ -12,6 +12,13 @@ type Stats struct {
 	Receives      int64 // ReceiveMessage calls that returned
 	EmptyReceives int64 // of those, how many brought no message
 	ReceiveErrors int64 // ReceiveMessage calls that failed
+	// BrokenReceives counts, of ReceiveErrors, receives from a standard queue through an
+	// *sqs.Client that failed after the request was sent and before SQS's answer was read
+	// whole (a connection closed or reset, a response cut short, a deadline): messages SQS may
+	// have handed them come back after the visibility timeout. The SDK does not retry these (a
+	// retry would receive other messages, not those); the consumer backs off, receives again,
+	// and reports each one to the error handler, which by default logs it at Warn.
+	BrokenReceives int64
 	// AbandonedReceives counts receives still in flight when Run had nothing else left to do,
 	// and cancelled: messages SQS may have handed them come back after the visibility timeout.
 	AbandonedReceives int64
@@ -59,6 +66,7 @@ type Stats struct {
 
 type counters struct {
 	receives, emptyReceives, receiveErrors, abandonedReceives, received     atomic.Int64
+	brokenReceives                                                          atomic.Int64
 	succeeded, failed, panics, timedOut, released, cancelled, leaseLost     atomic.Int64
 	acked, ackFailed, ackRetries, visibilityFailed, leaseExtended, inFlight atomic.Int64
 	pollers, requests, rerouted, calls                                      atomic.Int64
@@ -84,7 +92,7 @@ func (c *counters) handled(start, end time.Time) {
 
 func (c *counters) snapshot() Stats {
 	st := Stats{
-		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(), AbandonedReceives: c.abandonedReceives.Load(),
+		Receives: c.receives.Load(), EmptyReceives: c.emptyReceives.Load(), ReceiveErrors: c.receiveErrors.Load(), BrokenReceives: c.brokenReceives.Load(), AbandonedReceives: c.abandonedReceives.Load(),
 		Received: c.received.Load(), Succeeded: c.succeeded.Load(), Rerouted: c.rerouted.Load(), Failed: c.failed.Load(), Panics: c.panics.Load(), TimedOut: c.timedOut.Load(),
 		Released: c.released.Load(), Cancelled: c.cancelled.Load(), LeaseLost: c.leaseLost.Load(),
 		Acked: c.acked.Load(), AckFailed: c.ackFailed.Load(), AckRetries: c.ackRetries.Load(), VisibilityFailed: c.visibilityFailed.Load(),
@@ -106,7 +114,7 @@ func (c *counters) snapshot() Stats {
 func (s Stats) add(o Stats) Stats {
 	r := Stats{
 		Receives: s.Receives + o.Receives, EmptyReceives: s.EmptyReceives + o.EmptyReceives,
-		ReceiveErrors: s.ReceiveErrors + o.ReceiveErrors, AbandonedReceives: s.AbandonedReceives + o.AbandonedReceives, Received: s.Received + o.Received,
+		ReceiveErrors: s.ReceiveErrors + o.ReceiveErrors, BrokenReceives: s.BrokenReceives + o.BrokenReceives, AbandonedReceives: s.AbandonedReceives + o.AbandonedReceives, Received: s.Received + o.Received,
 		Succeeded: s.Succeeded + o.Succeeded, Rerouted: s.Rerouted + o.Rerouted, Failed: s.Failed + o.Failed,
 		Panics: s.Panics + o.Panics, TimedOut: s.TimedOut + o.TimedOut, Released: s.Released + o.Released,
 		Cancelled: s.Cancelled + o.Cancelled, LeaseLost: s.LeaseLost + o.LeaseLost, Acked: s.Acked + o.Acked,
