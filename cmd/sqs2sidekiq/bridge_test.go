@@ -28,6 +28,7 @@ import (
 type redisServer struct {
 	port int
 	cmd  *exec.Cmd
+	dir  string // with persist: the append-only file's directory, kept across restarts
 }
 
 func startRedis(t *testing.T) *redisServer {
@@ -49,7 +50,13 @@ func startRedis(t *testing.T) *redisServer {
 
 func (r *redisServer) start(t *testing.T, bin string) {
 	t.Helper()
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", ""}
+	if r.dir != "" {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir)
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	r.cmd = exec.Command(bin, args...)
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +78,25 @@ func (r *redisServer) stop() {
 		r.cmd.Wait()
 		r.cmd = nil
 	}
+}
+
+// persist restarts the server with every write in an append-only file (fsynced), so that a
+// stop and restart keeps the data, as a production Redis does.
+func (r *redisServer) persist(t *testing.T) {
+	t.Helper()
+	r.stop()
+	r.dir = t.TempDir()
+	r.restart(t)
+}
+
+// restart starts a stopped server again on its port (and its data, with persist).
+func (r *redisServer) restart(t *testing.T) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, bin)
 }
 
 func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }

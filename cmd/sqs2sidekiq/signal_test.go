@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -154,6 +156,28 @@ type daemon struct {
 	bin    string
 	dir    string
 	listen string
+	out    lockedBuffer // the daemon's output
+}
+
+// output is what the daemon printed so far.
+func (d *daemon) output() string { return d.out.String() }
+
+// lockedBuffer is a bytes.Buffer safe for a writer and readers at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // newDaemon starts redis-server and the emulator and builds the daemon. Outside CI a missing
@@ -193,7 +217,7 @@ timestamps: seconds
 listen: %s
 %s`, queueURL, d.emu.URL, d.listen, extra)), 0o600)
 	cmd := exec.Command(d.bin, "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = &d.out, &d.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
