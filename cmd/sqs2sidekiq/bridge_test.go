@@ -389,3 +389,24 @@ func (l *logCapture) String() string {
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
 }
+
+// The README's example config parses, with every field it shows.
+func TestReadmeConfigParses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "## Bridge daemon")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no yaml block in its bridge section")
+	}
+	cfg, err := ParseConfig([]byte(block))
+	if err != nil {
+		t.Fatalf("README's config: %v", err)
+	}
+	if r := cfg.Routes["orders"]; r.Retry == nil || r.Retry.value() != 5 || cfg.Routes["audit"].Account != "123456789012" || cfg.Timestamps != "seconds" || cfg.NonSNS != "keep" {
+		t.Fatalf("README's config read as %+v", cfg)
+	}
+}

@@ -96,8 +96,7 @@ routes:
 // of 3 receives and a short visibility timeout, a real Sidekiq, and Redis killed for 12 s in
 // the middle of the stream (then restarted from its append-only file, as a real Redis would
 // be), with 400 of the 500 messages arriving during the outage. Nothing is dead-lettered, and
-// every message becomes a job Sidekiq performs. (Without the breaker: 398 of the 400
-// dead-lettered.)
+// every message becomes a job Sidekiq performs. (Without the breaker all 400 were dead-lettered.)
 func TestRedisOutageWithSidekiqDeadLettersNothing(t *testing.T) {
 	d := newDaemon(t)
 	d.redis.persist(t)
@@ -132,24 +131,29 @@ func TestRedisOutageWithSidekiqDeadLettersNothing(t *testing.T) {
 	}
 	send(0, 100)
 	sk := startSidekiq(t, d.redis.addr(), "app", "default")
-	cmd := d.start(t, *q.QueueUrl, fmt.Sprintf("redis: {url: \"redis://%s/0\", namespace: app, timeout: 1s}\nconcurrency: 4\nvisibility_timeout: 2s\n", d.redis.addr()))
+	cmd := d.start(t, *q.QueueUrl, fmt.Sprintf("redis: {url: \"redis://%s/0\", namespace: app, timeout: 1s}\nconcurrency: 16\nvisibility_timeout: 2s\n", d.redis.addr()))
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	sk.waitResults(t, 50, 60*time.Second)
 
-	// Redis dies; the other 400 messages arrive while it is down.
+	// Redis dies; the other 400 messages arrive while it is down. Sidekiq stops first: its
+	// BasicFetch loses a job whose BRPOP answer a dying Redis sent but Sidekiq never read
+	// (Sidekiq's at-most-once window, not the bridge's).
+	sk.stop()
+	performed := sk.results()
 	d.redis.stop()
 	outage := time.Now()
 	send(100, n)
 	<-time.After(time.Until(outage.Add(12 * time.Second))) // the outage: past the default backoff of 1, 2 and 4 s
 	d.redis.restart(t)
 	t.Logf("Redis was down for %v", time.Since(outage).Round(time.Millisecond))
+	sk = startSidekiq(t, d.redis.addr(), "app", "default")
 
 	deadline := time.Now().Add(90 * time.Second)
 	seen := map[int]int{}
 	for len(seen) < n && time.Now().Before(deadline) {
 		clear(seen)
-		for _, rec := range sk.results() {
+		for _, rec := range append(performed[:len(performed):len(performed)], sk.results()...) {
 			var args []map[string]int
 			json.Unmarshal(rec.Args, &args)
 			seen[args[0]["n"]]++
