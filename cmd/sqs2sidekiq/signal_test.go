@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -222,4 +223,73 @@ listen: %s
 		t.Fatal(err)
 	}
 	return cmd
+}
+
+// The daemon as an operator meets it: a health address already taken, or a Redis that does
+// not answer, exits 1 at once with a line that says so, before anything is received; an idle
+// daemon exits 0 within a second of SIGTERM, and its last line says what it did.
+func TestDaemonStartFailuresAndIdleExit(t *testing.T) {
+	d := newDaemon(t)
+	out, err := d.emu.Client().CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("bridge-ops")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := *out.QueueUrl
+	redisLine := fmt.Sprintf("redis: {url: \"redis://%s/0\"}\n", d.redis.addr())
+	wait := func(cmd *exec.Cmd, within time.Duration) error {
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(within):
+			cmd.Process.Kill()
+			t.Fatalf("the daemon did not exit within %v\n%s", within, d.output())
+		}
+		return nil
+	}
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	listen := d.listen
+	d.listen = taken.Addr().String()
+	if err := wait(d.start(t, url, redisLine), 10*time.Second); err == nil || !strings.Contains(d.output(), "listen (health and metrics)") {
+		t.Fatalf("health address taken: exit %v; want 1 and a line saying so\n%s", err, d.output())
+	}
+	d.listen = listen
+
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := l.Addr().String()
+	l.Close()
+	d.out = lockedBuffer{}
+	if err := wait(d.start(t, url, fmt.Sprintf("redis: {url: \"redis://%s/0\", timeout: 1s}\n", closed)), 10*time.Second); err == nil ||
+		!strings.Contains(d.output(), "redis unreachable: redis://"+closed) {
+		t.Fatalf("Redis unreachable: exit %v; want 1 and a line naming it\n%s", err, d.output())
+	}
+
+	d.out = lockedBuffer{}
+	cmd := d.start(t, url, redisLine)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(d.output(), "sqsconsumer: started") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the daemon did not start\n%s", d.output())
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	start := time.Now()
+	if err := wait(cmd, 10*time.Second); err != nil {
+		t.Fatalf("idle SIGTERM: exit %v\n%s", err, d.output())
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("an idle daemon took %v to exit after SIGTERM", took)
+	}
+	lines := strings.Split(strings.TrimSpace(d.output()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "sqs2sidekiq: stopped enqueued=0 deleted=0") {
+		t.Fatalf("last line %q; want the stopped line with what was done", last)
+	}
 }
