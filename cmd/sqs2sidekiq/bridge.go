@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -197,7 +198,15 @@ func (b *Bridge) pushSucceeded() {
 func (b *Bridge) pingRedis(ctx context.Context) error { return b.pingWithin(ctx, b.cfg.Redis.Timeout) }
 
 func (b *Bridge) pingWithin(ctx context.Context, d time.Duration) error {
-	err := within(ctx, d, func(ctx context.Context) error { return b.redis.Ping(ctx).Err() })
+	err := within(ctx, d, func(ctx context.Context) error {
+		err := b.redis.Ping(ctx).Err()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// The client's deadline (ContextTimeoutEnabled) fired first: say it as within does.
+			err = fmt.Errorf("no answer within %v: %w", d, err)
+		}
+		return err
+	})
 	b.redisUp.Store(err == nil)
 	return err
 }

@@ -292,7 +292,7 @@ func TestStartChecks(t *testing.T) {
 	closed := l.Addr().String()
 	l.Close()
 	hung := blackHole(t)
-	for addr, says := range map[string]string{closed: "refused", hung: "timeout"} {
+	for addr, says := range map[string]string{closed: "refused", hung: "no answer within 300ms"} {
 		r := newBridgeRun(t, addr, "timestamps: seconds\nroutes: {orders: {class: W}}")
 		start := time.Now()
 		err := r.b.Run(context.Background())
