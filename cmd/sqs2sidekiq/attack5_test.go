@@ -124,3 +124,19 @@ func TestAttack5RetryConfigAndShortArn(t *testing.T) {
 		}
 	}
 }
+
+// non_sns: a raw-delivery body (the publisher's own JSON) whose keys only differ in case from
+// an SNS envelope's ("type", "topicArn", "message", "messageId") is not an SNS notification:
+// SNS writes those keys capitalised. Go's case-insensitive field matching takes it for one, so
+// non_sns is bypassed and the body's "message" field is enqueued instead of the body.
+func TestAttack5RawBodyWithLowercaseEnvelopeKeysIsNotSNS(t *testing.T) {
+	rs := startRedis(t)
+	r := newBridgeRun(t, rs.addr(), "timestamps: seconds\nroutes: {orders: {class: W}}\nnon_sns: delete")
+	r.send(`{"type":"Notification","topicArn":"arn:aws:sns:eu-west-1:1:orders","message":"inner","messageId":"app-1"}`)
+	r.run()
+	r.until("the body handled", func() bool { return r.b.enqueued.Load()+r.b.nonSNSDeleted.Load() == 1 })
+	r.stop()
+	if r.b.enqueued.Load() != 0 || r.b.nonSNSDeleted.Load() != 1 {
+		t.Fatalf("a raw body with lowercase keys: enqueued %d (jobs %v), non-SNS deleted %d; want it handled by non_sns", r.b.enqueued.Load(), r.jobs("default"), r.b.nonSNSDeleted.Load())
+	}
+}
