@@ -2,6 +2,7 @@ package sqsconsumer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,5 +136,64 @@ func TestAttack5ConsumerCountsA503AsBroken(t *testing.T) {
 	r := c.Report()
 	if r.BrokenReceives != 0 || reported.Load() != 0 {
 		t.Fatalf("a 503 answered whole: receive errors %d, broken receives %d, %d reported as 'messages come back after their visibility timeout'; want no broken receive (SQS handed out nothing; before d8f40fd the SDK retried it)", r.ReceiveErrors, r.BrokenReceives, reported.Load())
+	}
+}
+
+// Pins: on a FIFO queue a receive whose answer is cut short is retried by the SDK with the
+// same ReceiveRequestAttemptId, not counted as broken; the retry's messages are handled.
+func TestAttack5FIFOCutAnswerIsRetriedWithSameAttemptID(t *testing.T) {
+	var calls atomic.Int64
+	var ids [3]atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		var in struct{ ReceiveRequestAttemptId string }
+		_ = json.Unmarshal(b, &in)
+		switch r.Header.Get("X-Amz-Target") {
+		case "AmazonSQS.ReceiveMessage":
+		default:
+			fmt.Fprint(w, `{"Successful":[{"Id":"0"}],"Failed":[]}`)
+			return
+		}
+		n := calls.Add(1)
+		if n <= 3 {
+			ids[n-1].Store(in.ReceiveRequestAttemptId)
+		}
+		switch n {
+		case 1:
+			w.Header().Set("Content-Length", "1000")
+			fmt.Fprint(w, `{"Messages":[{"MessageId":"1",`)
+			w.(http.Flusher).Flush()
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+		case 2:
+			fmt.Fprint(w, `{"Messages":[{"MessageId":"1","ReceiptHandle":"h","Body":"b","MD5OfBody":"92eb5ffee6ae2fec3ad71c777531578f","Attributes":{"MessageGroupId":"g"}}]}`)
+		default:
+			<-r.Context().Done()
+		}
+	}))
+	defer srv.Close()
+	client := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), Credentials: aws.AnonymousCredentials{}})
+	var handled atomic.Int64
+	c, err := New(client, srv.URL+"/000000000000/q.fifo", func(context.Context, *Message) error { handled.Add(1); return nil },
+		WithConcurrency(1), WithWaitTime(20*time.Second), WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for handled.Load() < 1 && time.Now().Before(deadline) {
+		<-time.After(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	r := c.Report()
+	id1, _ := ids[0].Load().(string)
+	id2, _ := ids[1].Load().(string)
+	if handled.Load() != 1 || r.BrokenReceives != 0 || id1 == "" || id1 != id2 {
+		t.Fatalf("handled %d, receive errors %d, broken %d, attempt ids %q %q; want the cut FIFO receive retried (by the SDK or the runner) with the same attempt id, not counted broken", handled.Load(), r.ReceiveErrors, r.BrokenReceives, id1, id2)
 	}
 }
