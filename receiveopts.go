@@ -12,10 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// bodyInMemory is a per-call option of every ReceiveMessage the runner makes through an
-// *sqs.Client: the HTTP request body is handed to the HTTP client as a *bytes.Reader, read
+// bodyInMemory is a per-call option of every ReceiveMessage the runner makes (a client that
+// is not the SDK's, or a wrapper that does not pass options on, is unaffected; a generated
+// mock is called without options): on the SDK's client the HTTP request body is handed to the HTTP client as a *bytes.Reader, read
 // from the SDK's body before the request goes out. It can go once smithy-go's WriteTo after
 // Close returns (0, nil).
 //
@@ -60,7 +62,8 @@ func (c inMemoryBody) Do(req *http.Request) (*http.Response, error) {
 // becomes a *sentReceiveError, which the runner counts (Stats.BrokenReceives). SQS may have
 // handed that attempt messages: a retry would receive other ones while those stay invisible
 // for the visibility timeout, seen by no one and counted nowhere. An error SQS answered with
-// (throttling, ...) hands out nothing and is retried as before; so is an attempt whose request
+// (throttling, ...) hands out nothing and is retried as before, and so is any answer with an
+// HTTP status of 300 or more whose body did not parse (a load balancer's HTML 502/503); so is an attempt whose request
 // never went out. A FIFO queue's retry reuses the ReceiveRequestAttemptId and gets the same
 // messages back, so there the SDK keeps retrying.
 func noRetryAfterSend(o *sqs.Options) {
@@ -88,7 +91,9 @@ func (sentCheck) HandleFinalize(ctx context.Context, in middleware.FinalizeInput
 	})
 	out, md, err := next.HandleFinalize(ctx, in)
 	var api smithy.APIError
-	if err != nil && sent.Load() && !errors.As(err, &api) {
+	var resp *smithyhttp.ResponseError
+	answered := errors.As(err, &resp) && resp.HTTPStatusCode() >= 300 // an error reply whose body did not parse (a proxy's HTML 503)
+	if err != nil && sent.Load() && !errors.As(err, &api) && !answered {
 		err = &sentReceiveError{err: err}
 	}
 	return out, md, err

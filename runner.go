@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -80,8 +81,7 @@ type runnerConfig struct {
 type runner struct {
 	cfg     runnerConfig
 	in      intake
-	sdk     *sqs.Client          // cfg.client, when it is the SDK's: its receives take sdkOpts
-	sdkOpts []func(*sqs.Options) // bodyInMemory, and noRetryAfterSend on a standard queue
+	sdkOpts []func(*sqs.Options) // bodyInMemory, and noRetryAfterSend on a standard queue; nil for a generated mock
 
 	succeeded atomic.Bool // a receive has succeeded: the setup reaches SQS
 	empty     atomic.Bool // the last receive to come back brought nothing
@@ -89,10 +89,15 @@ type runner struct {
 
 func newRunner(cfg runnerConfig, in intake) *runner {
 	r := &runner{cfg: cfg, in: in}
-	r.sdk, _ = cfg.client.(*sqs.Client)
-	r.sdkOpts = []func(*sqs.Options){bodyInMemory}
-	if !cfg.fifo {
-		r.sdkOpts = append(r.sdkOpts, noRetryAfterSend)
+	// Every client's receives take the per-call options, so that a user's wrapper around an
+	// *sqs.Client that passes them on is protected too (the options do nothing on a client
+	// that is not the SDK's). A gomock mock (it has EXPECT) is called as the Client interface
+	// reads, with no option, so that a two-matcher expectation matches.
+	if !reflect.ValueOf(cfg.client).MethodByName("EXPECT").IsValid() {
+		r.sdkOpts = []func(*sqs.Options){bodyInMemory}
+		if !cfg.fifo {
+			r.sdkOpts = append(r.sdkOpts, noRetryAfterSend)
+		}
 	}
 	return r
 }
@@ -343,15 +348,7 @@ func (r *runner) receive(ctx context.Context, n int, attempt string) ([]types.Me
 	if attempt != "" {
 		in.ReceiveRequestAttemptId = &attempt
 	}
-	var out *sqs.ReceiveMessageOutput
-	var err error
-	if r.sdk != nil {
-		out, err = r.sdk.ReceiveMessage(ctx, in, r.sdkOpts...)
-	} else {
-		// Any other client is called exactly as the Client interface reads, with no per-call
-		// option, so that a generated mock's two-matcher expectation matches.
-		out, err = r.cfg.client.ReceiveMessage(ctx, in)
-	}
+	out, err := r.cfg.client.ReceiveMessage(ctx, in, r.sdkOpts...)
 	if err != nil {
 		return nil, err
 	}

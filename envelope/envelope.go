@@ -128,9 +128,31 @@ type snsWire struct {
 	Resources  []string        `json:"resources"`
 }
 
+// wireKeys are the keys that identify an envelope, by their lower case, as SNS and
+// EventBridge spell them. Other keys may vary in case (SNS's Lambda deliveries spell
+// SigningCertUrl and UnsubscribeUrl so).
+var wireKeys = map[string]string{"type": "Type", "topicarn": "TopicArn", "message": "Message", "messageid": "MessageId",
+	"detail-type": "detail-type", "source": "source", "detail": "detail"}
+
+// exactKeys reports whether every top-level key of obj that names an identifying envelope
+// field spells it exactly as the wire format does.
+func exactKeys(obj string) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal([]byte(obj), &keys) != nil {
+		return false
+	}
+	for k := range keys {
+		if want, ok := wireKeys[strings.ToLower(k)]; ok && k != want {
+			return false
+		}
+	}
+	return true
+}
+
 // Parse recognises body. A body that is not a JSON object, or a JSON object that is neither
 // an SNS notification, an SNS confirmation nor an EventBridge event, is Raw, with the body as
-// Payload. It returns an error wrapping ErrMalformed for an envelope missing a required field.
+// Payload. The identifying keys (Type, TopicArn, Message, MessageId; detail-type, source,
+// detail) must be spelled as SNS and EventBridge spell them: {"type":..., "topicArn":...} is Raw. It returns an error wrapping ErrMalformed for an envelope missing a required field.
 // Parse checks no signature: see Verifier.
 func Parse(body string) (*Envelope, error) {
 	raw := &Envelope{Kind: Raw, Payload: body}
@@ -141,6 +163,13 @@ func Parse(body string) (*Envelope, error) {
 	var w snsWire
 	if err := json.Unmarshal([]byte(trimmed), &w); err != nil {
 		return raw, nil // not JSON: a raw payload that happens to start with a brace
+	}
+	recognised := ((w.Type == TypeNotification || w.Type == TypeSubscriptionConfirmation || w.Type == TypeUnsubscribeConfirmation) && w.TopicArn != "") ||
+		(w.DetailType != nil && w.Source != "")
+	if recognised && !exactKeys(trimmed) {
+		// encoding/json matches keys case-insensitively; SNS and EventBridge spell theirs
+		// exactly, so {"type":..., "topicArn":...} is somebody's own JSON, not an envelope.
+		return raw, nil
 	}
 	switch {
 	case (w.Type == TypeSubscriptionConfirmation || w.Type == TypeUnsubscribeConfirmation) && w.TopicArn != "":
