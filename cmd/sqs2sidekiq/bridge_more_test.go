@@ -126,6 +126,7 @@ routes:
 			`[{"big":9007199254740993,"id":123456789012345678,"z":1,"a":[1,2,{"y":0,"b":1}],"f":1e400,"neg":-0.0,"u":"\u00e9\ud83d\ude00"}]`},
 		{"orders", " {\n \"k\" : 1 }\n", `[{"k":1}]`},
 		{"orders", `"a JSON string"`, `["a JSON string"]`},
+		{"orders", `{"html":"<b>&amp;</b>","sep":" "}`, `[{"html":"<b>&amp;</b>","sep":" "}]`},
 		{"orders", `123456789012345678901234567890`, `[123456789012345678901234567890]`},
 		{"orders", `plain text with "quotes" and é`, `["plain text with \"quotes\" and é"]`},
 		{"orders", `{"unterminated":`, `["{\"unterminated\":"]`},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -73,11 +74,16 @@ func (e *Enqueuer) Enqueue(ctx context.Context, job Job, now time.Time) (string,
 		ts = float64(now.UnixNano()) / 1e9
 	}
 	job.JID, job.CreatedAt, job.EnqueuedAt = newJID(), ts, ts
-	payload, err := json.Marshal(job)
-	if err != nil {
+	// No HTML escaping: json.Marshal would write <, > and & in the payload as \u003c and
+	// the like, the same value in other bytes than were published.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(job); err != nil {
 		return "", err
 	}
-	_, err = e.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	payload := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	_, err := e.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, e.key("queues"), job.Queue)
 		p.LPush(ctx, e.key("queue:"+job.Queue), payload)
 		return nil
