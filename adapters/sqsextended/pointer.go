@@ -1,0 +1,75 @@
+// Package sqsextended reads (and, in a later slice, writes) the "extended client" format for
+// payloads too large for SQS: the payload lives in S3 and the message body is a pointer to it,
+// as the AWS extended clients for Java, Python, .NET and Node and Powertools' large-message
+// utility write it:
+//
+//	["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k"}]
+//
+// with the payload's size in the message attribute ExtendedPayloadSize (legacy:
+// SQSLargePayloadSize, and the pointer class com.amazon.sqs.javamessaging.MessageS3Pointer).
+// Fetch is a consumer middleware that replaces such a body with the payload, so handlers see
+// what the producer sent.
+package sqsextended
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The pointer's class names, as the Java libraries write them.
+const (
+	PointerClass       = "software.amazon.payloadoffloading.PayloadS3Pointer"
+	LegacyPointerClass = "com.amazon.sqs.javamessaging.MessageS3Pointer"
+)
+
+// The size attribute's names.
+const (
+	SizeAttribute       = "ExtendedPayloadSize"
+	LegacySizeAttribute = "SQSLargePayloadSize"
+)
+
+// ErrMalformedPointer is wrapped by ParsePointer's error for a body that names a pointer
+// class but does not carry a bucket and a key.
+var ErrMalformedPointer = errors.New("sqsextended: malformed S3 pointer")
+
+// Pointer is where an offloaded payload is.
+type Pointer struct {
+	Bucket string `json:"s3BucketName"`
+	Key    string `json:"s3Key"`
+}
+
+// String is "s3://bucket/key".
+func (p Pointer) String() string { return "s3://" + p.Bucket + "/" + p.Key }
+
+// ParsePointer reads body as an extended-client pointer. ok is false for any body that is not
+// one (an ordinary payload); err, wrapping ErrMalformedPointer, is for a body that names a
+// pointer class but lacks the bucket or key.
+func ParsePointer(body string) (p Pointer, ok bool, err error) {
+	trimmed := strings.TrimSpace(body)
+	if !strings.HasPrefix(trimmed, "[") || !strings.Contains(trimmed, "S3Pointer") {
+		return Pointer{}, false, nil // cheap exit for ordinary bodies
+	}
+	var parts []json.RawMessage
+	if json.Unmarshal([]byte(trimmed), &parts) != nil || len(parts) != 2 {
+		return Pointer{}, false, nil
+	}
+	var class string
+	if json.Unmarshal(parts[0], &class) != nil || (class != PointerClass && class != LegacyPointerClass) {
+		return Pointer{}, false, nil
+	}
+	if err := json.Unmarshal(parts[1], &p); err != nil {
+		return Pointer{}, false, fmt.Errorf("%w: %s: %v", ErrMalformedPointer, class, err)
+	}
+	if p.Bucket == "" || p.Key == "" {
+		return Pointer{}, false, fmt.Errorf("%w: %s without s3BucketName or s3Key", ErrMalformedPointer, class)
+	}
+	return p, true, nil
+}
+
+// Body is the message body that points at p, in the current format.
+func (p Pointer) Body() string {
+	b, _ := json.Marshal([]any{PointerClass, p})
+	return string(b)
+}
