@@ -26,15 +26,15 @@ func TestParsePointer(t *testing.T) {
 		err bool
 	}{
 		// As the Java extended client writes it (payload-offloading-java-common's PayloadS3Pointer).
-		`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k-1"}]`: {Pointer{"b", "k-1"}, true, false},
-		`["com.amazon.sqs.javamessaging.MessageS3Pointer",{"s3BucketName":"old","s3Key":"x"}]`:      {Pointer{"old", "x"}, true, false},
+		`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k-1"}]`:  {Pointer{"b", "k-1"}, true, false},
+		`["com.amazon.sqs.javamessaging.MessageS3Pointer",{"s3BucketName":"old","s3Key":"x"}]`:       {Pointer{"old", "x"}, true, false},
 		` ["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3Key":"k","s3BucketName":"b"}] `: {Pointer{"b", "k"}, true, false},
 		`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b"}]`:                {err: true},
 		`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":1}]`:      {err: true},
 		`["somebody.Else.S3Pointer",{"s3BucketName":"b","s3Key":"k"}]`:                               {},
 		`["software.amazon.payloadoffloading.PayloadS3Pointer"]`:                                     {},
-		`{"s3BucketName":"b","s3Key":"k"}`:                                                          {},
-		`plain`:                                                                                     {},
+		`{"s3BucketName":"b","s3Key":"k"}`:                                                           {},
+		`plain`:                                                                                      {},
 	} {
 		p, ok, err := ParsePointer(body)
 		if p != want.p || ok != want.ok || (err != nil) != want.err || (err != nil && !errors.Is(err, ErrMalformedPointer)) {
