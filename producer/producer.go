@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
 	"github.com/sqsconsumer/sqsconsumer/internal/batchid"
@@ -85,6 +86,33 @@ func WithMaxMessageSize(n int) Option {
 	}
 }
 
+// Offloader moves a message's body elsewhere before it is sent; adapters/sqsextended stores
+// large bodies in S3 and sends a pointer, the way the AWS extended clients do. See
+// WithOffload.
+type Offloader interface {
+	// Offload returns the message to send in m's place: m itself when it stays as it is. It
+	// is called once per message, after the producer has checked everything but the size,
+	// and may block (an upload). An error refuses the message: Send returns it unchanged.
+	Offload(ctx context.Context, m Message) (Message, error)
+	// Unsent is told about a message Offload returned that was not sent after all (refused
+	// by SQS, too large, the producer closed), so that what Offload stored can be removed.
+	// It may block; its ctx is the caller's when there is one, else one bounded by 30 s.
+	Unsent(ctx context.Context, m Message)
+}
+
+// WithOffload passes every message through o before it is checked against the size limit
+// and batched (adapters/sqsextended.Offloader puts bodies over a threshold in S3). SendBatch
+// offloads up to 8 messages at a time. o must not be nil.
+func WithOffload(o Offloader) Option {
+	return func(p *Producer) error {
+		if o == nil {
+			return fmt.Errorf("%w: WithOffload(nil)", ErrInvalidOption)
+		}
+		p.offload = o
+		return nil
+	}
+}
+
 const (
 	attempts    = 4 // tries of an entry SQS says may succeed later
 	callTimeout = 30 * time.Second
@@ -101,6 +129,7 @@ type Producer struct {
 
 	sizeMu   sync.Mutex
 	maxBytes int // the queue's MaximumMessageSize, once known
+	offload  Offloader
 
 	mu      sync.Mutex
 	pending []*send
@@ -113,11 +142,12 @@ type Producer struct {
 }
 
 type send struct {
-	m    Message
-	size int
-	id   string
-	err  error
-	done chan struct{}
+	m         Message
+	size      int
+	offloaded bool // m is what the Offloader returned: tell it when m is not sent
+	id        string
+	err       error
+	done      chan struct{}
 }
 
 // New returns a producer for the queue at queueURL (a FIFO queue when it ends in ".fifo").
@@ -178,18 +208,28 @@ func size(m Message) int {
 	return n
 }
 
-func (p *Producer) check(m Message, limit int) (int, error) {
+// validate refuses what SQS would refuse but the size (and an empty body, unless
+// beforeOffload: an Offloader may store an empty payload and send a pointer).
+func (p *Producer) validate(m Message, beforeOffload bool) error {
 	switch {
-	case m.Body == "":
-		return 0, fmt.Errorf("%w: empty body", ErrInvalid)
+	case m.Body == "" && !beforeOffload:
+		return fmt.Errorf("%w: empty body", ErrInvalid)
 	case m.Delay < 0 || m.Delay > 15*time.Minute:
-		return 0, fmt.Errorf("%w: delay %v, want 0..15m", ErrInvalid, m.Delay)
+		return fmt.Errorf("%w: delay %v, want 0..15m", ErrInvalid, m.Delay)
 	case p.fifo && m.Delay > 0:
-		return 0, fmt.Errorf("%w: FIFO queues take no per-message delay", ErrInvalid)
+		return fmt.Errorf("%w: FIFO queues take no per-message delay", ErrInvalid)
 	case p.fifo && m.GroupID == "":
-		return 0, fmt.Errorf("%w: a FIFO queue needs a GroupID", ErrInvalid)
+		return fmt.Errorf("%w: a FIFO queue needs a GroupID", ErrInvalid)
 	case len(m.Attributes) > 10:
-		return 0, fmt.Errorf("%w: %d attributes, at most 10", ErrInvalid, len(m.Attributes))
+		return fmt.Errorf("%w: %d attributes, at most 10", ErrInvalid, len(m.Attributes))
+	}
+	return nil
+}
+
+// check validates m and returns its size, refusing one over limit.
+func (p *Producer) check(m Message, limit int) (int, error) {
+	if err := p.validate(m, false); err != nil {
+		return 0, err
 	}
 	n := size(m)
 	if n > limit {
@@ -203,7 +243,11 @@ func (p *Producer) check(m Message, limit int) (int, error) {
 // before any request (ErrInvalid, ErrTooLarge) costs nothing. When ctx ends first, Send
 // returns ctx's error but the message may still be sent with its batch.
 func (p *Producer) Send(ctx context.Context, m Message) (string, error) {
-	s, err := p.enqueue(ctx, m)
+	m, offloaded, err := p.prepare(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	s, err := p.enqueue(ctx, m, offloaded)
 	if err != nil {
 		return "", err
 	}
@@ -227,8 +271,25 @@ type Result struct {
 func (p *Producer) SendBatch(ctx context.Context, msgs []Message) []Result {
 	out := make([]Result, len(msgs))
 	sends := make([]*send, len(msgs))
-	for i, m := range msgs {
-		s, err := p.enqueue(ctx, m)
+	ready := msgs
+	offloaded := make([]bool, len(msgs))
+	if p.offload != nil {
+		ready = make([]Message, len(msgs))
+		var g errgroup.Group
+		g.SetLimit(8)
+		for i, m := range msgs {
+			g.Go(func() error {
+				ready[i], offloaded[i], out[i].Err = p.prepare(ctx, m)
+				return nil
+			})
+		}
+		_ = g.Wait()
+	}
+	for i, m := range ready {
+		if out[i].Err != nil {
+			continue
+		}
+		s, err := p.enqueue(ctx, m, offloaded[i])
 		if err != nil {
 			out[i].Err = err
 			continue
@@ -249,7 +310,46 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []Message) []Result {
 	return out
 }
 
-func (p *Producer) enqueue(ctx context.Context, m Message) (*send, error) {
+// prepare passes m through the Offloader, if there is one, once it is otherwise valid;
+// offloaded reports that the result is the Offloader's (to be told when it is not sent).
+func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded bool, _ error) {
+	if p.offload == nil {
+		return m, false, nil
+	}
+	if err := p.validate(m, true); err != nil {
+		return m, false, err
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return m, false, ErrClosed
+	}
+	out, err := p.offload.Offload(ctx, m)
+	if err != nil {
+		return m, false, err
+	}
+	return out, true, nil
+}
+
+// unsent tells the Offloader that m, which it returned, was not sent; ctx's cancellation is
+// ignored (the caller may have given up) but the call is bounded.
+func (p *Producer) unsent(ctx context.Context, m Message) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	p.offload.Unsent(ctx, m)
+}
+
+// enqueue adds m to the pending batch; offloaded: m came from the Offloader.
+func (p *Producer) enqueue(ctx context.Context, m Message, offloaded bool) (*send, error) {
+	s, err := p.add(ctx, m, offloaded)
+	if err != nil && offloaded {
+		p.unsent(ctx, m)
+	}
+	return s, err
+}
+
+func (p *Producer) add(ctx context.Context, m Message, offloaded bool) (*send, error) {
 	limit, err := p.limit(ctx)
 	if err != nil {
 		return nil, err
@@ -258,7 +358,7 @@ func (p *Producer) enqueue(ctx context.Context, m Message) (*send, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &send{m: m, size: n, done: make(chan struct{})}
+	s := &send{m: m, size: n, offloaded: offloaded, done: make(chan struct{})}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -347,6 +447,9 @@ func (p *Producer) deliver(batch []*send) {
 			s.err = &SendError{Code: "RequestFailed", Err: r.Err}
 		default:
 			s.err = &SendError{Code: r.Code, SenderFault: r.SenderFault, Err: r.Error()}
+		}
+		if s.err != nil && s.offloaded {
+			p.unsent(context.Background(), s.m)
 		}
 		close(s.done)
 	})

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
+	"github.com/sqsconsumer/sqsconsumer/envelope"
 )
 
-// S3 is the S3 call Fetch makes; *s3.Client satisfies it.
-type S3 interface {
+// ObjectGetter is the S3 call Fetch makes; *s3.Client satisfies it.
+type ObjectGetter interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
@@ -43,17 +46,22 @@ func WithMaxSize(n int64) FetchOption {
 }
 
 // Fetch returns a middleware that replaces a pointer body (ParsePointer) with the payload it
-// points at, read from S3, before calling the handler; other bodies pass unchanged. Put it
-// inside sqsconsumer.Unwrap when the pointers come through SNS (the SNS extended client puts
-// the pointer in the notification's Message): Chain(h, Unwrap(), Fetch(client)).
+// points at, read from S3, before calling the handler; other bodies pass unchanged. The
+// handler sees the message as it was sent: the payload as the body, byte for byte, and the
+// size attribute (ExtendedPayloadSize or SQSLargePayloadSize) removed. Put it inside
+// sqsconsumer.Unwrap when the pointers come through SNS (the SNS extended client puts the
+// pointer in the notification's Message): Chain(h, Unwrap(), Fetch(client)); the other order
+// fails such messages with ErrUnwrapFirst rather than hand the handler a pointer.
 //
-// It blocks for the GET (the S3 client's retryer retries transient errors). Failures fail the
-// message, which stays in SQS and is retried by the consumer's backoff: a missing object
-// (ErrMissingObject, naming bucket and key), a payload above the cap (ErrTooLarge) or a
-// malformed pointer (ErrMalformedPointer) are marked sqsconsumer.MessageFault, so a breaker
-// ignores them and a redrive policy dead-letters the message; any other S3 error is marked
-// sqsconsumer.Downstream. Fetch never deletes the object.
-func Fetch(client S3, opts ...FetchOption) sqsconsumer.Middleware {
+// It blocks for the GET (the S3 client's retryer retries transient errors) and reads at most
+// the cap, sized from the object's length. Failures fail the message, which stays in SQS and
+// is retried by the consumer's backoff: a missing object (ErrMissingObject, naming bucket and
+// key), a payload above the cap (ErrTooLarge) or a malformed pointer (ErrMalformedPointer)
+// are marked sqsconsumer.MessageFault, so a breaker ignores them and a redrive policy
+// dead-letters the message; any other S3 error is marked sqsconsumer.Downstream, so with
+// sqsconsumer.WithBreaker an S3 outage pauses the consumer instead of dead-lettering
+// messages. Fetch never deletes the object; a Client does, after the message is deleted.
+func Fetch(client ObjectGetter, opts ...FetchOption) sqsconsumer.Middleware {
 	s := fetchSettings{maxSize: DefaultMaxSize}
 	for _, o := range opts {
 		o(&s)
@@ -68,6 +76,9 @@ func Fetch(client S3, opts ...FetchOption) sqsconsumer.Middleware {
 				return sqsconsumer.MessageFault(err)
 			}
 			if !ok {
+				if err := pointerInEnvelope(m); err != nil {
+					return err
+				}
 				return next(ctx, m)
 			}
 			if size, ok := declaredSize(m); ok && size > s.maxSize {
@@ -78,12 +89,36 @@ func Fetch(client S3, opts ...FetchOption) sqsconsumer.Middleware {
 				return err
 			}
 			m.Body = &payload
+			// The handler sees the message as it was sent: the Java client drops these too.
+			delete(m.MessageAttributes, SizeAttribute)
+			delete(m.MessageAttributes, LegacySizeAttribute)
 			return next(ctx, m)
 		}
 	}
 }
 
-// declaredSize reads the size attribute a producer set, if any.
+// ErrUnwrapFirst is wrapped by Fetch's error for an SNS notification carrying a pointer that
+// reached Fetch still wrapped: sqsconsumer.Unwrap must run first (be outside Fetch).
+var ErrUnwrapFirst = errors.New("sqsextended: an SNS notification with an S3 pointer reached Fetch before Unwrap")
+
+// pointerInEnvelope reports an SNS notification whose payload is a pointer: Fetch was placed
+// outside Unwrap (or Unwrap is missing), and the handler would be given the pointer.
+func pointerInEnvelope(m *sqsconsumer.Message) error {
+	if !strings.HasPrefix(strings.TrimSpace(*m.Body), "{") || !strings.Contains(*m.Body, "S3Pointer") {
+		return nil
+	}
+	env, err := m.Envelope()
+	if err != nil || env.Kind != envelope.SNS {
+		return nil
+	}
+	if p, ok, _ := ParsePointer(env.Payload); ok {
+		return fmt.Errorf("%w: message %s points at %s; chain Unwrap before Fetch: Chain(h, Unwrap(), Fetch(s3))", ErrUnwrapFirst, aws.ToString(m.MessageId), p)
+	}
+	return nil
+}
+
+// declaredSize reads the size attribute a producer set, if any: on the message, or on the
+// SNS notification it came in.
 func declaredSize(m *sqsconsumer.Message) (int64, bool) {
 	for _, name := range []string{SizeAttribute, LegacySizeAttribute} {
 		if a, ok := m.MessageAttributes[name]; ok && a.StringValue != nil {
@@ -92,10 +127,19 @@ func declaredSize(m *sqsconsumer.Message) (int64, bool) {
 			}
 		}
 	}
+	if env, err := m.Envelope(); err == nil && env.Kind == envelope.SNS {
+		for _, name := range []string{SizeAttribute, LegacySizeAttribute} {
+			if a, ok := env.Attributes[name]; ok {
+				if n, err := strconv.ParseInt(a.Value, 10, 64); err == nil {
+					return n, true
+				}
+			}
+		}
+	}
 	return 0, false
 }
 
-func get(ctx context.Context, client S3, p Pointer, maxSize int64) (string, error) {
+func get(ctx context.Context, client ObjectGetter, p Pointer, maxSize int64) (string, error) {
 	out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.Bucket, Key: &p.Key})
 	if err != nil {
 		var nsk *types.NoSuchKey
@@ -107,12 +151,17 @@ func get(ctx context.Context, client S3, p Pointer, maxSize int64) (string, erro
 		return "", sqsconsumer.Downstream(fmt.Errorf("sqsextended: GET %s: %w", p, err))
 	}
 	defer out.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Body, maxSize+1))
-	if err != nil {
+	var b strings.Builder
+	if n := aws.ToInt64(out.ContentLength); n > maxSize {
+		return "", sqsconsumer.MessageFault(fmt.Errorf("%w: %s is %d bytes, cap %d", ErrTooLarge, p, n, maxSize))
+	} else if n > 0 {
+		b.Grow(int(n))
+	}
+	if _, err := io.Copy(&b, io.LimitReader(out.Body, maxSize+1)); err != nil {
 		return "", sqsconsumer.Downstream(fmt.Errorf("sqsextended: reading %s: %w", p, err))
 	}
-	if int64(len(b)) > maxSize {
+	if int64(b.Len()) > maxSize {
 		return "", sqsconsumer.MessageFault(fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, p, maxSize))
 	}
-	return string(b), nil
+	return b.String(), nil
 }

@@ -16,7 +16,6 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
-	"github.com/sqsconsumer/sqsconsumer/internal/emulator"
 )
 
 func TestParsePointer(t *testing.T) {
@@ -52,21 +51,13 @@ func TestParsePointer(t *testing.T) {
 // 5 MiB, reach the handler as the payload; a missing object fails the message with an error
 // naming bucket and key, and the message stays in the queue.
 func TestFetchOnTheEmulator(t *testing.T) {
-	emu, err := emulator.Start(context.Background())
-	if err != nil {
-		if emulator.Required() {
-			t.Fatalf("CI=true and the emulator is required: %v", err)
-		}
-		t.Skipf("emulator not available: %v", err)
-	}
-	t.Cleanup(emu.Stop)
+	env := onEmulator(t)
 	ctx := context.Background()
-	o := emu.Options()
-	s3c := s3.New(s3.Options{BaseEndpoint: o.BaseEndpoint, Region: o.Region, Credentials: o.Credentials, UsePathStyle: true})
+	s3c := env.s3
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("payloads")}); err != nil {
 		t.Fatal(err)
 	}
-	q := emu.Client()
+	q := env.sqs
 	qo, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("extended")})
 	if err != nil {
 		t.Fatal(err)
