@@ -75,6 +75,15 @@ func (m *Message) QueueURL() string { return m.queueURL }
 // ReceivedAt returns when this consumer received the message.
 func (m *Message) ReceivedAt() time.Time { return m.receivedAt }
 
+// ReceivedBody returns the body as SQS delivered it, whatever middleware (Unwrap, a payload
+// fetch) has since put in m.Body.
+func (m *Message) ReceivedBody() string {
+	if m.received == nil {
+		return ""
+	}
+	return *m.received
+}
+
 // NewMessage returns m as the Message a consumer of queueURL would pass its handler, received
 // now, for code that gets messages by other means: the Lambda adapter, a test of a handler.
 // Outside a consumer nothing leases, deletes or retries the message; its caller does.

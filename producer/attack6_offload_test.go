@@ -78,5 +78,6 @@ func TestAttack6UnsentDoesNotHoldOtherMessages(t *testing.T) {
 		if took > 5*time.Second {
 			t.Fatalf("a message SQS accepted on its retry was settled after %v, held by another message's Unsent", took)
 		}
+		_ = p.Close(context.Background()) // waits for the cleanup
 	})
 }

@@ -120,11 +120,19 @@ func TestWithOffload(t *testing.T) {
 			t.Fatalf("refused by SQS: %v", err)
 		}
 		s.SetFaults(sqstest.Faults{})
+		if err := p.Flush(ctx); err != nil { // the cleanup follows the batch
+			t.Fatal(err)
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
 		if len(o.unsent) != 1 || len(o.stored) != 1 {
 			t.Fatalf("after a refused send: unsent %v, stored %d (want the refused body removed)", o.unsent, len(o.stored))
 		}
+		o.mu.Unlock()
 		p.Close(ctx)
-		if _, err := p.Send(ctx, producer.Message{Body: big}); !errors.Is(err, producer.ErrClosed) || len(o.seen) != 4 {
+		_, err = p.Send(ctx, producer.Message{Body: big})
+		o.mu.Lock()
+		if !errors.Is(err, producer.ErrClosed) || len(o.seen) != 4 {
 			t.Fatalf("after Close: %v, the Offloader saw %d (want ErrClosed before any upload)", err, len(o.seen))
 		}
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sqsconsumer/sqsconsumer/internal/backoff"
@@ -94,15 +95,21 @@ type Offloader interface {
 	// is called once per message, after the producer has checked everything but the size,
 	// and may block (an upload). An error refuses the message: Send returns it unchanged.
 	Offload(ctx context.Context, m Message) (Message, error)
-	// Unsent is told about a message Offload returned that was not sent after all (refused
-	// by SQS, too large, the producer closed), so that what Offload stored can be removed.
-	// It may block; its ctx is the caller's when there is one, else one bounded by 30 s.
+	// Unsent is told about a message Offload changed that was certainly not sent (too large
+	// after all, the producer closed, an entry SQS failed, a call SQS refused as invalid), so
+	// that what Offload stored can be removed. A send whose outcome is unknown (a timeout, a
+	// reset connection) is not reported: the message may be in the queue. For a message
+	// refused before any request Unsent runs in Send before it returns; for one SQS refused,
+	// once the whole batch is settled, off the path of other messages (Flush and Close wait
+	// for it). It may block, within a ctx bounded by 30 s.
 	Unsent(ctx context.Context, m Message)
 }
 
 // WithOffload passes every message through o before it is checked against the size limit
-// and batched (adapters/sqsextended.Offloader puts bodies over a threshold in S3). SendBatch
-// offloads up to 8 messages at a time. o must not be nil.
+// and batched (adapters/sqsextended.Offloader puts bodies over a threshold in S3). The message
+// is otherwise checked first, but an empty body is allowed through (an Offloader may store an
+// empty payload); what o returns is checked in full. SendBatch offloads up to 8 messages at a
+// time. o must not be nil.
 func WithOffload(o Offloader) Option {
 	return func(p *Producer) error {
 		if o == nil {
@@ -329,7 +336,9 @@ func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded
 	if err != nil {
 		return m, false, err
 	}
-	return out, true, nil
+	// A message the Offloader left as it was (small, or a pointer passed on) is not its to
+	// clean up.
+	return out, out.Body != m.Body, nil
 }
 
 // unsent tells the Offloader that m, which it returned, was not sent; ctx's cancellation is
@@ -412,6 +421,7 @@ var policy = sqsbatch.Policy{Attempts: attempts, Backoff: retry, Timeout: callTi
 // deliver sends one batch, retrying the entries and calls that may succeed later, and settles
 // each send.
 func (p *Producer) deliver(batch []*send) {
+	var unsent []Message // offloaded messages SQS refused
 	sqsbatch.Do(len(batch), policy, func(ctx context.Context, idx []int) (sqsbatch.Response, error) {
 		entries := make([]types.SendMessageBatchRequestEntry, len(idx))
 		for j, i := range idx {
@@ -448,11 +458,33 @@ func (p *Producer) deliver(batch []*send) {
 		default:
 			s.err = &SendError{Code: r.Code, SenderFault: r.SenderFault, Err: r.Error()}
 		}
-		if s.err != nil && s.offloaded {
-			p.unsent(context.Background(), s.m)
+		if s.offloaded && refused(r) {
+			unsent = append(unsent, s.m)
 		}
 		close(s.done)
 	})
+	// After every send of the batch is settled, so that no caller waits for the cleanup.
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, m := range unsent {
+		g.Go(func() error { p.unsent(context.Background(), m); return nil })
+	}
+	_ = g.Wait()
+}
+
+// refused reports that SQS certainly did not take the message: it failed the entry, or
+// answered the call with an error of the request's own (a 4xx). A call that failed otherwise
+// (a timeout, a reset connection, a 5xx) may have been carried out: its message may be in the
+// queue, and what the Offloader stored for it must stay.
+func refused(r sqsbatch.Result) bool {
+	switch {
+	case r.OK:
+		return false
+	case r.Err == nil:
+		return true // an entry SQS reported failed
+	}
+	var api smithy.APIError
+	return errors.As(r.Err, &api) && api.ErrorFault() == smithy.FaultClient
 }
 
 // Flush sends what waits for its batch to fill and blocks until every batch started so far

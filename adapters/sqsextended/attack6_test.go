@@ -46,7 +46,7 @@ func TestAttack6RerouteKeepsThePayload(t *testing.T) {
 		c, _ := NewClient(srv, store)
 		h := sqsconsumer.Chain(func(ctx context.Context, m *sqsconsumer.Message) error {
 			return sqsconsumer.Reroute(delayURL, 0, errors.New("downstream saturated"))
-		}, Fetch(store))
+		}, c.Fetch())
 		cons, err := sqsconsumer.New(c, url, h, sqsconsumer.WithSender(srv), sqsconsumer.WithWaitTime(time.Second),
 			sqsconsumer.WithErrorHandler(func(error) {}), sqsconsumer.WithStopPolicy(sqsconsumer.StopWhenIdle(2*time.Second)))
 		if err != nil {
@@ -139,6 +139,10 @@ func TestAttack6StaleHandleDeleteKeepsObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	h1 := first.Messages[0].ReceiptHandle
+	// Its handler succeeded: the Client's Fetch notes the object for deletion with h1.
+	if err := c.Fetch()(func(context.Context, *sqsconsumer.Message) error { return nil })(ctx, sqsconsumer.NewMessage(first.Messages[0], url)); err != nil {
+		t.Fatal(err)
+	}
 	// The first receiver's visibility lapses (here: is set to 0) and another receive takes it.
 	if _, err := c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &url,
 		Entries: []sqstypes.ChangeMessageVisibilityBatchRequestEntry{{Id: aws.String("0"), ReceiptHandle: h1}}}); err != nil {
@@ -156,6 +160,9 @@ func TestAttack6StaleHandleDeleteKeepsObject(t *testing.T) {
 	}
 	if st, _ := srv.Stats(url); st.Deleted != 0 {
 		t.Fatalf("setup: sqstest deleted the message")
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 	m := sqsconsumer.NewMessage(second.Messages[0], url)
 	err = Fetch(store)(func(context.Context, *sqsconsumer.Message) error { return nil })(ctx, m)
@@ -336,7 +343,7 @@ func TestAttack6FIFOGroupNotHeldByObjectDeletes(t *testing.T) {
 			last = time.Now()
 			mu.Unlock()
 			return nil
-		}, Fetch(store))
+		}, c.Fetch())
 		cons, err := sqsconsumer.New(c, url, h, sqsconsumer.WithWaitTime(time.Second),
 			sqsconsumer.WithErrorHandler(func(error) {}), sqsconsumer.WithStopPolicy(sqsconsumer.StopAfter(5)))
 		if err != nil {
@@ -348,6 +355,7 @@ func TestAttack6FIFOGroupNotHeldByObjectDeletes(t *testing.T) {
 		if took := last.Sub(start); took > 5*time.Second {
 			t.Fatalf("5 messages of one FIFO group took %v to handle: each waited for the previous message's S3 DELETE", took)
 		}
+		_ = c.Close(ctx) // the hanging deletions end at WithDeleteTimeout
 	})
 }
 
@@ -365,7 +373,7 @@ func TestAttack6ShutdownNotHeldByObjectDeletes(t *testing.T) {
 		entered := make(chan struct{}, 1)
 		c, _ := NewClient(srv, hangingDeletes{memS3: store, entered: entered})
 		ctx, cancel := context.WithCancel(context.Background())
-		h := sqsconsumer.Chain(func(context.Context, *sqsconsumer.Message) error { return nil }, Fetch(store))
+		h := sqsconsumer.Chain(func(context.Context, *sqsconsumer.Message) error { return nil }, c.Fetch())
 		cons, _ := sqsconsumer.New(c, url, h, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithErrorHandler(func(error) {}))
 		done := make(chan time.Time)
 		go func() { _ = cons.Run(ctx); done <- time.Now() }()
@@ -378,18 +386,25 @@ func TestAttack6ShutdownNotHeldByObjectDeletes(t *testing.T) {
 		if took := (<-done).Sub(cancelled); took > 2*time.Second {
 			t.Fatalf("Run returned %v after its ctx ended, held by a best-effort S3 DELETE", took)
 		}
+		_ = c.Close(context.Background()) // the hanging deletion ends at WithDeleteTimeout
 	})
 }
 
-// WithThreshold's doc: "0 sends every message through S3, as AlwaysThroughS3 does". An empty
-// body (which WithOffload lets through to the Offloader so that it can be stored) is sized 0,
-// not over 0, so it is returned unchanged and the producer then refuses it as ErrInvalid,
-// where AlwaysThroughS3 stores it.
+// WithThreshold(0) offloads every message with a body (size above 0), as the Java client's
+// threshold does; an empty one only AlwaysThroughS3 offloads (attack6 found the doc promising
+// otherwise; the doc now says this).
 func TestAttack6ThresholdZeroIsAlways(t *testing.T) {
 	o, _ := NewOffloader(&memS3{}, "b", WithThreshold(0))
-	got, err := o.Offload(context.Background(), producer.Message{Body: ""})
+	got, err := o.Offload(context.Background(), producer.Message{Body: "x"})
 	if _, ok, _ := ParsePointer(got.Body); err != nil || !ok {
-		t.Fatalf("WithThreshold(0), empty body: %q %v; AlwaysThroughS3 would have stored it", got.Body, err)
+		t.Fatalf("WithThreshold(0), 1-byte body: %q %v; want it offloaded", got.Body, err)
+	}
+	if got, err := o.Offload(context.Background(), producer.Message{Body: ""}); err != nil || got.Body != "" {
+		t.Fatalf("WithThreshold(0), empty body: %q %v; want it left (size 0 is not above 0)", got.Body, err)
+	}
+	a, _ := NewOffloader(&memS3{}, "b", AlwaysThroughS3())
+	if got, err := a.Offload(context.Background(), producer.Message{Body: ""}); err != nil || got.Body == "" {
+		t.Fatalf("AlwaysThroughS3, empty body: %q %v; want it offloaded", got.Body, err)
 	}
 }
 
@@ -483,7 +498,7 @@ func TestAttack6LeaseWithMarkedHandles(t *testing.T) {
 			calls++
 			time.Sleep(20 * time.Second) // fake time: the work outlives the visibility timeout
 			return ctx.Err()
-		}, Fetch(store))
+		}, c.Fetch())
 		var errs []error
 		var mu sync.Mutex
 		cons, _ := sqsconsumer.New(c, url, h, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithVisibilityTimeout(2*time.Second),

@@ -2,6 +2,7 @@ package sqsextended
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,24 +15,26 @@ import (
 	"github.com/sqsconsumer/sqsconsumer"
 )
 
-// The markers the Java extended client puts around the bucket and the key it adds to the
-// front of a receipt handle, so that deleting the message can delete its object too.
-const (
-	bucketMarker = "-..s3BucketName..-"
-	keyMarker    = "-..s3Key..-"
-)
-
-// ObjectDeleter is the S3 call a Client makes; *s3.Client satisfies it.
-type ObjectDeleter interface {
+// ClientS3 is the S3 calls a Client makes; *s3.Client satisfies it.
+type ClientS3 interface {
+	ObjectGetter
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
+
+// ErrDeleteBacklog is what WithDeleteErrors is told for an object not deleted because
+// MaxPendingDeletes deletions were already waiting (S3 slower than the queue): it is left to
+// the bucket's lifecycle rule, and acknowledgements never wait for S3.
+var ErrDeleteBacklog = errors.New("sqsextended: too many object deletions pending; object left to the lifecycle rule")
+
+// MaxPendingDeletes bounds the object deletions a Client has started and not finished.
+const MaxPendingDeletes = 1000
 
 // ClientOption configures a Client.
 type ClientOption func(*Client) error
 
 // WithDeleteErrors has f told when an object could not be deleted after its message was
-// (the object is then an orphan, left to the bucket's lifecycle rule). By default such
-// errors are dropped.
+// (the object is then an orphan, left to the bucket's lifecycle rule). f runs on the
+// deleting goroutine. By default such errors are dropped.
 func WithDeleteErrors(f func(Pointer, error)) ClientOption {
 	return func(c *Client) error {
 		if f == nil {
@@ -42,9 +45,7 @@ func WithDeleteErrors(f func(Pointer, error)) ClientOption {
 	}
 }
 
-// WithDeleteTimeout bounds the object deletions that follow one delete call (default 10 s).
-// They run even when the caller's context has ended, so that a shutdown does not leave
-// orphans; d must be > 0.
+// WithDeleteTimeout bounds each object deletion (default 10 s). d must be > 0.
 func WithDeleteTimeout(d time.Duration) ClientOption {
 	return func(c *Client) error {
 		if d <= 0 {
@@ -56,41 +57,68 @@ func WithDeleteTimeout(d time.Duration) ClientOption {
 }
 
 // Client wraps the SQS client of a consumer so that the S3 object behind an offloaded
-// message is deleted once SQS has deleted the message: the extended clients' payload
-// cleanup. Use it only where this queue is the one reader of the objects; see NewClient.
+// message is deleted once the message is done with: the extended clients' payload cleanup.
+// Its Fetch middleware reads payloads as the package's Fetch does, and notes each message
+// whose handler succeeded; when SQS then confirms that message's delete, the Client deletes
+// its object in the background. Use it only where this queue is the one reader of the
+// objects; see NewClient.
 //
-// Like the Java client, it records the pointer in the receipt handle: ReceiveMessage puts
-// "-..s3BucketName..-bucket-..s3BucketName..--..s3Key..-key-..s3Key..-" before the handle of a
-// message whose body is a pointer, and the delete and visibility calls take it off again. A
-// handler that passes m.ReceiptHandle to another client must strip it with ReceiptHandle.
-//
-// A Client is safe for concurrent use. It satisfies sqsconsumer.Client.
+// A Client is safe for concurrent use. It satisfies sqsconsumer.Client; give the consumer
+// the Client and chain its Fetch. Call Close when the consumer's Run has returned, to wait
+// for the deletions under way.
 type Client struct {
 	sqs     sqsconsumer.Client
-	s3      ObjectDeleter
+	s3      ClientS3
 	onError func(Pointer, error)
 	timeout time.Duration
+
+	mu      sync.Mutex
+	done    map[string]noted    // receipt handle -> the object of a message handled successfully
+	latest  map[string]received // message id -> its newest receipt, for pointer messages
+	notes   int                 // notes since the last sweep
+	pending int                 // deletions started, not finished
+	idle    chan struct{}       // closed while pending is 0
+}
+
+type noted struct {
+	p  Pointer
+	id string // the message's id
+	at time.Time
+}
+
+type received struct {
+	handle string
+	at     time.Time
 }
 
 var _ sqsconsumer.Client = (*Client)(nil)
 
-// NewClient returns a Client over sqsClient deleting objects through s3Client. It makes no
-// call; errors wrap ErrInvalidOption.
+// NewClient returns a Client over sqsClient, reading and deleting objects through s3Client.
+// It makes no call and starts no goroutine; errors wrap ErrInvalidOption.
 //
 // Deleting is right only when nothing else reads the object: not with SNS fan-out to several
 // queues, nor when another consumer of the same messages (a second service, a replay from a
-// dead-letter queue) may still need them. Only a pointer that is the message body itself is
-// recorded; a pointer inside an SNS notification (raw delivery off) is never deleted, since
-// every subscriber of the topic received the same one. The object is deleted after SQS
-// confirmed the message's deletion, never before (the Java and Python clients delete it
-// first, which loses the payload if the message is then received again); a crash between
-// the two, or a failed DELETE, leaves an orphan: give the bucket a lifecycle rule that
-// expires objects some days after the queue's retention period.
-func NewClient(sqsClient sqsconsumer.Client, s3Client ObjectDeleter, opts ...ClientOption) (*Client, error) {
+// dead-letter queue) may still need them. Only a pointer that SQS delivered as the message
+// body is deleted; a pointer inside an SNS notification (raw delivery off) is never deleted,
+// since every subscriber of the topic received the same one.
+//
+// An object is deleted only after its message's handler succeeded and SQS confirmed the
+// message's delete, never before (the Java and Python clients delete it first, which loses the
+// payload if the message is then received again). A message that fails, is released, is
+// rerouted (sqsconsumer.Reroute sends the pointer on, so the copy still needs the object) or
+// moves to the dead-letter queue keeps its object. SQS also reports a delete with a receipt
+// handle that was superseded (the message's visibility lapsed and it was received again) as
+// successful, deleting nothing: when that receive came through the same Client the object is
+// kept; a receive by another process cannot be seen, but the consumer does not delete a
+// message whose visibility it has let lapse. A crash before the deletion, a failed
+// DELETE or a deletion backlog (ErrDeleteBacklog) leaves an orphan: give the bucket a
+// lifecycle rule that expires objects some days after the queue's retention period.
+func NewClient(sqsClient sqsconsumer.Client, s3Client ClientS3, opts ...ClientOption) (*Client, error) {
 	if sqsClient == nil || s3Client == nil {
 		return nil, fmt.Errorf("%w: nil SQS or S3 client", ErrInvalidOption)
 	}
-	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second}
+	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, idle: make(chan struct{})}
+	close(c.idle)
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -99,128 +127,168 @@ func NewClient(sqsClient sqsconsumer.Client, s3Client ObjectDeleter, opts ...Cli
 	return c, nil
 }
 
-// ReceiveMessage calls the wrapped client and records, in the receipt handle of each message
-// whose body is a pointer, its bucket and key.
+// Fetch returns the package's Fetch middleware over the Client's S3 client, which also notes
+// each message whose body was a pointer and whose handler (everything Fetch wraps) returned
+// nil, for deletion once SQS has deleted the message.
+func (c *Client) Fetch(opts ...FetchOption) sqsconsumer.Middleware {
+	fetch := Fetch(c.s3, opts...)
+	return func(next sqsconsumer.Handler) sqsconsumer.Handler {
+		inner := fetch(next)
+		return func(ctx context.Context, m *sqsconsumer.Message) error {
+			err := inner(ctx, m)
+			if err != nil || m.ReceiptHandle == nil {
+				return err
+			}
+			// Only a pointer SQS delivered as the body: not one inside an SNS notification.
+			if p, ok, _ := ParsePointer(m.ReceivedBody()); ok {
+				c.note(*m.ReceiptHandle, aws.ToString(m.MessageId), p)
+			}
+			return nil
+		}
+	}
+}
+
+// forgetAfter is how long a note is kept when no delete comes for it (the consumer gave the
+// message up, or its delete call kept failing): longer than any visibility timeout.
+const forgetAfter = 13 * time.Hour
+
+func (c *Client) note(handle, id string, p Pointer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done[handle] = noted{p, id, time.Now()}
+	c.sweepLocked()
+}
+
+// sweepLocked forgets, every 1024 notes or receipts, what is older than forgetAfter.
+func (c *Client) sweepLocked() {
+	if c.notes++; c.notes < 1024 {
+		return
+	}
+	c.notes = 0
+	now := time.Now()
+	for h, n := range c.done {
+		if now.Sub(n.at) > forgetAfter {
+			delete(c.done, h)
+		}
+	}
+	for id, r := range c.latest {
+		if now.Sub(r.at) > forgetAfter {
+			delete(c.latest, id)
+		}
+	}
+}
+
+// ReceiveMessage calls the wrapped client, and notes the receipt handle of each message whose
+// body is a pointer: a delete with an older handle of the same message (SQS reports it
+// successful without deleting anything once the message was received again) then keeps the
+// object.
 func (c *Client) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
 	out, err := c.sqs.ReceiveMessage(ctx, in, optFns...)
 	if err != nil || out == nil {
 		return out, err
 	}
-	for i := range out.Messages {
-		m := &out.Messages[i]
-		if m.Body == nil || m.ReceiptHandle == nil {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range out.Messages {
+		if m.Body == nil || m.MessageId == nil || m.ReceiptHandle == nil || !strings.Contains(*m.Body, "S3Pointer") {
 			continue
 		}
-		if p, ok, _ := ParsePointer(*m.Body); ok {
-			h := mark(p, *m.ReceiptHandle)
-			m.ReceiptHandle = &h
+		if _, ok, _ := ParsePointer(*m.Body); ok {
+			c.latest[*m.MessageId] = received{*m.ReceiptHandle, now}
+			c.sweepLocked()
 		}
 	}
 	return out, nil
 }
 
-// DeleteMessageBatch deletes the messages with the handles SQS gave, then the objects of the
-// ones SQS reports deleted. It returns SQS's answer; object deletions do not change it (their
-// failures go to WithDeleteErrors).
-func (c *Client) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
-	stripped := *in
-	stripped.Entries = append(stripped.Entries[:0:0], in.Entries...)
-	objects := map[string]Pointer{}
-	for i := range stripped.Entries {
-		e := &stripped.Entries[i]
-		if p, h, ok := unmark(aws.ToString(e.ReceiptHandle)); ok {
-			objects[aws.ToString(e.Id)] = p
-			e.ReceiptHandle = aws.String(h)
-		}
-	}
-	out, err := c.sqs.DeleteMessageBatch(ctx, &stripped, optFns...)
-	if err != nil || len(objects) == 0 {
-		return out, err
-	}
-	var deleted []Pointer
-	for _, ok := range out.Successful {
-		if p, found := objects[aws.ToString(ok.Id)]; found {
-			deleted = append(deleted, p)
-		}
-	}
-	c.deleteObjects(ctx, deleted)
-	return out, nil
-}
-
-// ChangeMessageVisibilityBatch calls the wrapped client with the handles SQS gave.
+// ChangeMessageVisibilityBatch calls the wrapped client.
 func (c *Client) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
-	stripped := *in
-	stripped.Entries = append(stripped.Entries[:0:0], in.Entries...)
-	for i := range stripped.Entries {
-		e := &stripped.Entries[i]
-		e.ReceiptHandle = aws.String(ReceiptHandle(aws.ToString(e.ReceiptHandle)))
-	}
-	return c.sqs.ChangeMessageVisibilityBatch(ctx, &stripped, optFns...)
+	return c.sqs.ChangeMessageVisibilityBatch(ctx, in, optFns...)
 }
 
-// deleteObjects deletes ps, up to 10 at a time, whether or not ctx has ended, within the
-// Client's timeout.
-func (c *Client) deleteObjects(ctx context.Context, ps []Pointer) {
-	if len(ps) == 0 {
-		return
+// DeleteMessageBatch calls the wrapped client and returns its answer. For each entry SQS
+// reports deleted whose message the Client's Fetch noted, it starts deleting the object in
+// the background; it never waits for S3.
+func (c *Client) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
+	out, err := c.sqs.DeleteMessageBatch(ctx, in, optFns...)
+	if err != nil || out == nil {
+		return out, err // the caller retries with the same handles: keep the notes
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	handles := make(map[string]string, len(in.Entries))
+	for _, e := range in.Entries {
+		handles[aws.ToString(e.Id)] = aws.ToString(e.ReceiptHandle)
+	}
+	var objects []Pointer
+	c.mu.Lock()
+	for _, ok := range out.Successful {
+		h := handles[aws.ToString(ok.Id)]
+		n, found := c.done[h]
+		if !found {
+			continue
+		}
+		delete(c.done, h)
+		if r, seen := c.latest[n.id]; seen && r.handle != h {
+			continue // received again since: this handle was stale, the message may be there
+		}
+		delete(c.latest, n.id)
+		objects = append(objects, n.p)
+	}
+	for _, f := range out.Failed {
+		// The message stays; it comes back under a new handle, and a new note.
+		delete(c.done, handles[aws.ToString(f.Id)])
+	}
+	var backlog []Pointer
+	if free := MaxPendingDeletes - c.pending; len(objects) > free {
+		objects, backlog = objects[:max(free, 0)], objects[max(free, 0):]
+	}
+	if c.pending == 0 && len(objects) > 0 {
+		c.idle = make(chan struct{})
+	}
+	c.pending += len(objects)
+	c.mu.Unlock()
+	for _, p := range backlog {
+		c.reportError(p, ErrDeleteBacklog)
+	}
+	for _, p := range objects {
+		go c.deleteObject(p)
+	}
+	return out, nil
+}
+
+func (c *Client) deleteObject(p Pointer) {
+	defer func() {
+		c.mu.Lock()
+		if c.pending--; c.pending == 0 {
+			close(c.idle)
+		}
+		c.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 10)
-	for _, p := range ps {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)})
-			if err != nil && c.onError != nil {
-				c.onError(p, err)
-			}
-		})
+	if _, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)}); err != nil {
+		c.reportError(p, err)
 	}
-	wg.Wait()
 }
 
-// mark returns h with p recorded in front of it, as the Java extended client writes it.
-func mark(p Pointer, h string) string {
-	return bucketMarker + p.Bucket + bucketMarker + keyMarker + p.Key + keyMarker + h
+func (c *Client) reportError(p Pointer, err error) {
+	if c.onError != nil {
+		c.onError(p, err)
+	}
 }
 
-// unmark takes apart a handle mark made; ok is false for any other handle, returned as is.
-func unmark(h string) (p Pointer, original string, ok bool) {
-	rest, found := strings.CutPrefix(h, bucketMarker)
-	if !found {
-		return Pointer{}, h, false
+// Close waits until the object deletions the Client has started are finished (each is
+// bounded by WithDeleteTimeout), or ctx ends, and returns ctx's error then. It does not stop
+// the Client, which may be used again; deletions started after Close began are not waited
+// for.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	idle := c.idle
+	c.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	bucket, rest, found := strings.Cut(rest, bucketMarker)
-	if !found {
-		return Pointer{}, h, false
-	}
-	rest, found = strings.CutPrefix(rest, keyMarker)
-	if !found {
-		return Pointer{}, h, false
-	}
-	// The key marker's last occurrence ends the key: SQS's handles have no dots in them.
-	i := strings.LastIndex(rest, keyMarker)
-	if i < 0 {
-		return Pointer{}, h, false
-	}
-	key, original := rest[:i], rest[i+len(keyMarker):]
-	if bucket == "" || key == "" {
-		return Pointer{}, h, false
-	}
-	return Pointer{Bucket: bucket, Key: key}, original, true
-}
-
-// ReceiptHandle returns the receipt handle SQS gave for h, a handle a Client (or the Java
-// extended client) has recorded a pointer in; any other handle is returned unchanged.
-func ReceiptHandle(h string) string {
-	_, original, _ := unmark(h)
-	return original
-}
-
-// PointerOf returns the pointer a Client recorded in receipt handle h, if any.
-func PointerOf(h string) (Pointer, bool) {
-	p, _, ok := unmark(h)
-	return p, ok
 }

@@ -226,7 +226,7 @@ func TestRoundTripOnTheEmulator(t *testing.T) {
 			return next(ctx, m)
 		}
 	}
-	cons, err := sqsconsumer.New(c, url, col.handler(Fetch(env.s3), keepAttrs), sqsconsumer.WithWaitTime(time.Second))
+	cons, err := sqsconsumer.New(c, url, col.handler(c.Fetch(), keepAttrs), sqsconsumer.WithWaitTime(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,6 +234,9 @@ func TestRoundTripOnTheEmulator(t *testing.T) {
 		n, _ := col.counts()
 		return n == 5 && cons.Stats().Acked == 5
 	})
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for id, name := range ids {
 		want := payloads[name]
 		if got := col.bodies[id]; got != want.Body {
@@ -287,8 +290,11 @@ func TestJavaAndPythonFormatsOnTheEmulator(t *testing.T) {
 	}
 	c, _ := NewClient(env.sqs, env.s3)
 	col := newCollector()
-	cons, _ := sqsconsumer.New(c, url, col.handler(Fetch(env.s3)), sqsconsumer.WithWaitTime(time.Second))
+	cons, _ := sqsconsumer.New(c, url, col.handler(c.Fetch()), sqsconsumer.WithWaitTime(time.Second))
 	run(t, cons, "3 messages handled", func() bool { return cons.Stats().Acked == 3 })
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]bool{}
 	for _, b := range col.bodies {
 		seen[b] = true
@@ -305,9 +311,9 @@ func TestJavaAndPythonFormatsOnTheEmulator(t *testing.T) {
 
 // SNS fan-out the way the SNS extended client publishes: the pointer is the notification's
 // Message and the size is a notification attribute. Two enveloped subscriptions and a raw
-// one each receive the payload through Unwrap then Fetch; the object is shared, so the
-// Client (used on all three) deletes it from none: a pointer inside an envelope is never
-// recorded, and the raw subscriber's consumer runs without the Client.
+// one each receive the payload through Unwrap then Fetch; the object is shared, so it stays:
+// the two enveloped subscribers use a Client, which never deletes a pointer that came inside
+// a notification, and the raw subscriber's consumer runs without one.
 func TestSNSFanOutOnTheEmulator(t *testing.T) {
 	env := onEmulator(t)
 	ctx := context.Background()
@@ -349,20 +355,29 @@ func TestSNSFanOutOnTheEmulator(t *testing.T) {
 	for i, url := range urls {
 		col := newCollector()
 		var client sqsconsumer.Client = c
+		fetch := c.Fetch()
 		if i == 2 {
-			client = env.sqs // raw delivery: the body is the pointer itself; the object is shared
+			// Raw delivery: the body is the pointer itself, and the object is shared with the
+			// other subscribers: this consumer must not delete it, so no Client.
+			client, fetch = env.sqs, Fetch(env.s3)
 		}
 		var sawSize atomic.Bool
 		size := func(next sqsconsumer.Handler) sqsconsumer.Handler {
 			return func(ctx context.Context, m *sqsconsumer.Message) error {
-				if _, ok := declaredSize(m); ok {
+				env, err := m.Envelope()
+				_, inEnvelope := env.Attributes[SizeAttribute]
+				_, onMessage := m.MessageAttributes[SizeAttribute]
+				if err == nil && inEnvelope != onMessage { // SNS attributes, or raw delivery's SQS ones
 					sawSize.Store(true)
 				}
 				return next(ctx, m)
 			}
 		}
-		cons, _ := sqsconsumer.New(client, url, col.handler(sqsconsumer.Unwrap(), size, Fetch(env.s3)), sqsconsumer.WithWaitTime(time.Second))
+		cons, _ := sqsconsumer.New(client, url, col.handler(sqsconsumer.Unwrap(), size, fetch), sqsconsumer.WithWaitTime(time.Second))
 		run(t, cons, fmt.Sprintf("subscriber %d handled the notification", i), func() bool { return cons.Stats().Acked == 1 })
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 		for _, b := range col.bodies {
 			if b != payload {
 				t.Fatalf("subscriber %d saw %d bytes, want the %d-byte payload", i, len(b), len(payload))
@@ -447,7 +462,7 @@ func TestS3OutageOnTheEmulator(t *testing.T) {
 	}
 	col := newCollector()
 	c, _ := NewClient(env.sqs, flaky)
-	cons, err := sqsconsumer.New(c, url, col.handler(Fetch(flaky)), sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithConcurrency(4),
+	cons, err := sqsconsumer.New(c, url, col.handler(c.Fetch()), sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithConcurrency(4),
 		sqsconsumer.WithBackoff(func(int) time.Duration { return 0 }), sqsconsumer.WithErrorHandler(func(error) {}),
 		sqsconsumer.WithBreaker(sqsconsumer.Breaker{OpenFor: 500 * time.Millisecond, MaxOpenFor: time.Second, Probe: probe}))
 	if err != nil {
@@ -481,6 +496,9 @@ func TestS3OutageOnTheEmulator(t *testing.T) {
 	wait("every message handled once S3 is back", func() bool { h, _ := col.counts(); return h == n && cons.Stats().Acked == n })
 	cancel()
 	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range col.bodies {
@@ -519,7 +537,7 @@ func TestMissingObjectDeadLetteredOnTheEmulator(t *testing.T) {
 	}
 	col := newCollector()
 	c, _ := NewClient(env.sqs, env.s3)
-	cons, _ := sqsconsumer.New(c, url, col.handler(Fetch(env.s3)), sqsconsumer.WithWaitTime(time.Second),
+	cons, _ := sqsconsumer.New(c, url, col.handler(c.Fetch()), sqsconsumer.WithWaitTime(time.Second),
 		sqsconsumer.WithBackoff(func(int) time.Duration { return 0 }), sqsconsumer.WithErrorHandler(func(error) {}),
 		sqsconsumer.WithBreaker(sqsconsumer.Breaker{}))
 	var moved []sqstypes.Message

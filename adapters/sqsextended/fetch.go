@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/envelope"
@@ -60,7 +62,8 @@ func WithMaxSize(n int64) FetchOption {
 // are marked sqsconsumer.MessageFault, so a breaker ignores them and a redrive policy
 // dead-letters the message; any other S3 error is marked sqsconsumer.Downstream, so with
 // sqsconsumer.WithBreaker an S3 outage pauses the consumer instead of dead-lettering
-// messages. Fetch never deletes the object; a Client does, after the message is deleted.
+// messages. Fetch never deletes the object; a Client's Fetch has it deleted after the
+// message is.
 func Fetch(client ObjectGetter, opts ...FetchOption) sqsconsumer.Middleware {
 	s := fetchSettings{maxSize: DefaultMaxSize}
 	for _, o := range opts {
@@ -89,9 +92,16 @@ func Fetch(client ObjectGetter, opts ...FetchOption) sqsconsumer.Middleware {
 				return err
 			}
 			m.Body = &payload
-			// The handler sees the message as it was sent: the Java client drops these too.
-			delete(m.MessageAttributes, SizeAttribute)
-			delete(m.MessageAttributes, LegacySizeAttribute)
+			// The handler sees the message as it was sent (the Java client drops the size
+			// attribute too), on a copy: what is outside Fetch (Reroute sending the message on
+			// as received, hooks) keeps the attributes SQS delivered.
+			if hasSizeAttribute(m.MessageAttributes) {
+				received := m.MessageAttributes
+				m.MessageAttributes = maps.Clone(received)
+				delete(m.MessageAttributes, SizeAttribute)
+				delete(m.MessageAttributes, LegacySizeAttribute)
+				defer func() { m.MessageAttributes = received }()
+			}
 			return next(ctx, m)
 		}
 	}
@@ -117,8 +127,8 @@ func pointerInEnvelope(m *sqsconsumer.Message) error {
 	return nil
 }
 
-// declaredSize reads the size attribute a producer set, if any: on the message, or on the
-// SNS notification it came in.
+// declaredSize reads the size attribute a producer set on the message, if any. (The SNS
+// extended client sets it on the notification instead; the object's length then serves.)
 func declaredSize(m *sqsconsumer.Message) (int64, bool) {
 	for _, name := range []string{SizeAttribute, LegacySizeAttribute} {
 		if a, ok := m.MessageAttributes[name]; ok && a.StringValue != nil {
@@ -127,16 +137,13 @@ func declaredSize(m *sqsconsumer.Message) (int64, bool) {
 			}
 		}
 	}
-	if env, err := m.Envelope(); err == nil && env.Kind == envelope.SNS {
-		for _, name := range []string{SizeAttribute, LegacySizeAttribute} {
-			if a, ok := env.Attributes[name]; ok {
-				if n, err := strconv.ParseInt(a.Value, 10, 64); err == nil {
-					return n, true
-				}
-			}
-		}
-	}
 	return 0, false
+}
+
+func hasSizeAttribute(attrs map[string]sqstypes.MessageAttributeValue) bool {
+	_, a := attrs[SizeAttribute]
+	_, b := attrs[LegacySizeAttribute]
+	return a || b
 }
 
 func get(ctx context.Context, client ObjectGetter, p Pointer, maxSize int64) (string, error) {

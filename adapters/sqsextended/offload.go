@@ -45,7 +45,8 @@ type OffloadOption func(*Offloader) error
 
 // WithThreshold sets the size above which a body goes to S3 (default DefaultThreshold). SQS
 // counts the body's bytes and every attribute's name, type and value; so does the threshold.
-// n must be 0..1 MiB; 0 sends every message through S3, as AlwaysThroughS3 does.
+// n must be 0..1 MiB. As in the Java client, a message is offloaded when its size is above n:
+// with 0, every message but an empty one (which AlwaysThroughS3 offloads too).
 func WithThreshold(n int) OffloadOption {
 	return func(o *Offloader) error {
 		if n < 0 || n > 1<<20 {
@@ -206,8 +207,11 @@ func (o *Offloader) Offload(ctx context.Context, m producer.Message) (producer.M
 // producer calls it. Only pointers into the Offloader's bucket are touched. It blocks for the
 // DELETE; a failure goes to WithUnsentErrors's function and leaves an orphan.
 func (o *Offloader) Unsent(ctx context.Context, m producer.Message) {
+	// Only what Offload made: a pointer into this bucket, under the prefix, with the size
+	// attribute Offload adds (and refuses on what it is given). A message that was a pointer
+	// already, sent on as it came, is not this Offloader's to clean up.
 	p, ok, _ := ParsePointer(m.Body)
-	if !ok || p.Bucket != o.bucket || !strings.HasPrefix(p.Key, o.prefix) {
+	if _, sized := m.Attributes[o.sizeAttribute]; !ok || !sized || p.Bucket != o.bucket || !strings.HasPrefix(p.Key, o.prefix) {
 		return
 	}
 	if _, err := o.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)}); err != nil && o.unsentErr != nil {

@@ -43,9 +43,11 @@ type Pointer struct {
 // String is "s3://bucket/key".
 func (p Pointer) String() string { return "s3://" + p.Bucket + "/" + p.Key }
 
-// ParsePointer reads body as an extended-client pointer. ok is false for any body that is not
-// one (an ordinary payload); err, wrapping ErrMalformedPointer, is for a body that names a
-// pointer class but lacks the bucket or key.
+// ParsePointer reads body as an extended-client pointer, as the Java client does: a JSON
+// array of the class name (current or legacy) and an object with exactly the string fields
+// s3BucketName and s3Key, spelled so. ok is false for any body that is not one (an ordinary
+// payload); err, wrapping ErrMalformedPointer, is for a body that names a pointer class but
+// lacks the bucket or key, or has other fields.
 func ParsePointer(body string) (p Pointer, ok bool, err error) {
 	trimmed := strings.TrimSpace(body)
 	if !strings.HasPrefix(trimmed, "[") || !strings.Contains(trimmed, "S3Pointer") {
@@ -59,8 +61,25 @@ func ParsePointer(body string) (p Pointer, ok bool, err error) {
 	if json.Unmarshal(parts[0], &class) != nil || (class != PointerClass && class != LegacyPointerClass) {
 		return Pointer{}, false, nil
 	}
-	if err := json.Unmarshal(parts[1], &p); err != nil {
+	// The field names exactly as Jackson reads them (encoding/json would also take
+	// "S3Key" or "s3key"), and no others (Jackson fails on an unknown property).
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(parts[1], &fields); err != nil {
 		return Pointer{}, false, fmt.Errorf("%w: %s: %v", ErrMalformedPointer, class, err)
+	}
+	for name, raw := range fields {
+		var dst *string
+		switch name {
+		case "s3BucketName":
+			dst = &p.Bucket
+		case "s3Key":
+			dst = &p.Key
+		default:
+			return Pointer{}, false, fmt.Errorf("%w: %s with the field %q", ErrMalformedPointer, class, name)
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return Pointer{}, false, fmt.Errorf("%w: %s: %s: %v", ErrMalformedPointer, class, name, err)
+		}
 	}
 	if p.Bucket == "" || p.Key == "" {
 		return Pointer{}, false, fmt.Errorf("%w: %s without s3BucketName or s3Key", ErrMalformedPointer, class)

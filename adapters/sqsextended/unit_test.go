@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -200,7 +201,7 @@ func TestOffloaderOptions(t *testing.T) {
 
 	// Unsent deletes only what this Offloader stored.
 	var unsentErrs []error
-	o2, _ := NewOffloader(store, "b", WithKeyPrefix("payloads/2026/"), WithUnsentErrors(func(_ Pointer, err error) { unsentErrs = append(unsentErrs, err) }))
+	o2, _ := NewOffloader(store, "b", WithKeyPrefix("payloads/2026/"), WithLegacySizeAttribute(), WithUnsentErrors(func(_ Pointer, err error) { unsentErrs = append(unsentErrs, err) }))
 	o2.Unsent(ctx, producer.Message{Body: Pointer{"other", "payloads/2026/x"}.Body()})
 	o2.Unsent(ctx, producer.Message{Body: Pointer{"b", "elsewhere"}.Body()})
 	o2.Unsent(ctx, producer.Message{Body: "not a pointer"})
@@ -218,122 +219,173 @@ func TestOffloaderOptions(t *testing.T) {
 	}
 }
 
-func TestReceiptHandleMarkers(t *testing.T) {
-	p := Pointer{"my-bucket", "0b6f8c50-9d62-4c1a-8f0e-8a4b1b6d2e3f"}
-	h := "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a+0Uuj8Yzs="
-	marked := mark(p, h)
-	if want := "-..s3BucketName..-my-bucket-..s3BucketName..--..s3Key..-0b6f8c50-9d62-4c1a-8f0e-8a4b1b6d2e3f-..s3Key..-" + h; marked != want {
-		t.Fatalf("marked %q\nwant the Java client's layout %q", marked, want)
-	}
-	if got, ok := PointerOf(marked); !ok || got != p || ReceiptHandle(marked) != h {
-		t.Fatalf("unmark: %+v %v %q", got, ok, ReceiptHandle(marked))
-	}
-	for _, plain := range []string{h, "", bucketMarker, bucketMarker + "b" + bucketMarker + "x", bucketMarker + bucketMarker + keyMarker + "k" + keyMarker + h} {
-		if _, ok := PointerOf(plain); ok || ReceiptHandle(plain) != plain {
-			t.Errorf("%q taken for a marked handle", plain)
+// The Client on sqstest, driven as a consumer drives it: an object goes only once its
+// message's handler succeeded (noted by the Client's Fetch) and SQS reported the message
+// deleted; not when the handler failed, the delete entry failed, the call failed, or the
+// pointer came inside an SNS notification; the receipt handles are SQS's own.
+func TestClientDeletesObjectsAfterTheMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		srv := sqstest.New(sqstest.WithStrict())
+		url := srv.MustCreateQueue("q", nil)
+		store := &memS3{objects: map[string]string{"b/ok": "one", "b/entryfails": "two", "b/handlerfails": "three", "b/sns": "four"}}
+		var mu sync.Mutex
+		var deleteErrs []error
+		c, err := NewClient(srv, store, WithDeleteErrors(func(_ Pointer, err error) { mu.Lock(); deleteErrs = append(deleteErrs, err); mu.Unlock() }))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-}
+		sns := `{"Type":"Notification","MessageId":"m","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":` +
+			fmt.Sprintf("%q", Pointer{"b", "sns"}.Body()) + `,"Timestamp":"2026-01-01T00:00:00Z","SignatureVersion":"1","Signature":"x","SigningCertURL":"https://sns.us-east-1.amazonaws.com/c.pem"}`
+		for _, body := range []string{Pointer{"b", "ok"}.Body(), Pointer{"b", "entryfails"}.Body(), Pointer{"b", "handlerfails"}.Body(), sns, "plain"} {
+			if _, err := srv.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
+		if err != nil || len(out.Messages) != 5 {
+			t.Fatalf("receive: %v %d", err, len(out.Messages))
+		}
+		h := sqsconsumer.Chain(func(_ context.Context, m *sqsconsumer.Message) error {
+			if *m.Body == "three" {
+				return errors.New("handler failed")
+			}
+			return nil
+		}, sqsconsumer.Unwrap(), c.Fetch())
+		handles := map[string]string{}
+		for _, tm := range out.Messages {
+			m := sqsconsumer.NewMessage(tm, url)
+			_ = h(ctx, m)
+			key := *tm.Body
+			if p, ok, _ := ParsePointer(key); ok {
+				key = p.Key
+			} else if key != "plain" {
+				key = "sns"
+			}
+			handles[key] = *tm.ReceiptHandle
+		}
+		var entries []sqstypes.DeleteMessageBatchRequestEntry
+		for key, handle := range handles {
+			if key != "handlerfails" {
+				entries = append(entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(key), ReceiptHandle: aws.String(handle)})
+			}
+		}
+		// First the call fails as a whole: nothing is deleted, the notes are kept for the retry.
+		srv.SetFaults(sqstest.Faults{Call: func(op string, _ any) error {
+			if op == "DeleteMessageBatch" {
+				return errors.New("connection reset")
+			}
+			return nil
+		}})
+		if _, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: entries}); err == nil {
+			t.Fatal("the injected failure did not fail the call")
+		}
+		srv.SetFaults(sqstest.Faults{Entry: func(op, h string) *sqstypes.BatchResultErrorEntry {
+			if op == "DeleteMessageBatch" && h == handles["entryfails"] {
+				return sqstest.EntryError("InternalError", false)
+			}
+			return nil
+		}})
+		del, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: entries})
+		if err != nil || len(del.Successful) != 3 || len(del.Failed) != 1 {
+			t.Fatalf("delete: %v %+v", err, del)
+		}
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"b/entryfails": "two", "b/handlerfails": "three", "b/sns": "four"}
+		if len(store.objects) != len(want) || len(store.deletes) != 1 || store.deletes[0] != "b/ok" {
+			t.Fatalf("objects %v, deletes %v; want only b/ok deleted", store.objects, store.deletes)
+		}
+		st, _ := srv.Stats(url)
+		if st.Deleted != 3 || st.StaleDeletes != 0 {
+			t.Fatalf("SQS deleted %d (stale %d)", st.Deleted, st.StaleDeletes)
+		}
 
-func FuzzReceiptHandleMarkers(f *testing.F) {
-	f.Add("bucket", "key", "AQEB+/=")
-	f.Add("b", "a-..s3Key..-b", "h")
-	f.Fuzz(func(t *testing.T, bucket, key, h string) {
-		if bucket == "" || key == "" || strings.Contains(bucket, bucketMarker) || strings.Contains(h, ".") {
-			return // not a bucket name S3 allows, or not a handle SQS gives
+		// A failed S3 DELETE is reported; the SQS answer stands.
+		srv.SetFaults(sqstest.Faults{})
+		m := sqsconsumer.NewMessage(out.Messages[0], url)
+		for _, tm := range out.Messages {
+			if *tm.ReceiptHandle == handles["entryfails"] {
+				m = sqsconsumer.NewMessage(tm, url)
+			}
 		}
-		p := Pointer{bucket, key}
-		got, ok := PointerOf(mark(p, h))
-		if !ok || got != p || ReceiptHandle(mark(p, h)) != h {
-			t.Fatalf("%+v %q: got %+v %v %q", p, h, got, ok, ReceiptHandle(mark(p, h)))
+		if err := h(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		store.mu.Lock()
+		store.fail = map[string]error{"DeleteObject": errors.New("AccessDenied")}
+		store.mu.Unlock()
+		del, err = c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url,
+			Entries: []sqstypes.DeleteMessageBatchRequestEntry{{Id: aws.String("x"), ReceiptHandle: aws.String(handles["entryfails"])}}})
+		if err != nil || len(del.Successful) != 1 {
+			t.Fatalf("delete: %v %+v", err, del)
+		}
+		c.Close(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(deleteErrs) != 1 {
+			t.Fatalf("a failed S3 DELETE was not reported: %v", deleteErrs)
 		}
 	})
 }
 
-// The Client on sqstest: a pointer message's handle carries its object; visibility changes
-// and deletes reach SQS with the handle SQS gave; the object goes only once SQS deleted the
-// message, and not when the delete failed; plain messages are untouched.
-func TestClientDeletesObjectsAfterTheMessage(t *testing.T) {
-	ctx := context.Background()
-	srv := sqstest.New(sqstest.WithStrict())
-	url := srv.MustCreateQueue("q", nil)
-	store := &memS3{objects: map[string]string{"b/k1": "one", "b/k2": "two"}}
-	var deleteErrs []error
-	c, err := NewClient(srv, store, WithDeleteErrors(func(_ Pointer, err error) { deleteErrs = append(deleteErrs, err) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, body := range []string{Pointer{"b", "k1"}.Body(), Pointer{"b", "k2"}.Body(), "plain"} {
-		if _, err := srv.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(body)}); err != nil {
+// Past MaxPendingDeletes deletions in flight (S3 hanging), further objects are reported as
+// ErrDeleteBacklog and left; the SQS deletes are never held.
+func TestClientDeleteBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		srv := sqstest.New()
+		url := srv.MustCreateQueue("q", nil)
+		store := &memS3{objects: map[string]string{}}
+		var backlog atomic.Int64
+		c, _ := NewClient(srv, hangingDeletes{memS3: store}, WithDeleteTimeout(time.Minute), WithDeleteErrors(func(_ Pointer, err error) {
+			if errors.Is(err, ErrDeleteBacklog) {
+				backlog.Add(1)
+			}
+		}))
+		const n = MaxPendingDeletes + 25
+		for i := range n {
+			key := fmt.Sprint("k", i)
+			store.objects["b/"+key] = "x"
+			if _, err := srv.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(Pointer{"b", key}.Body())}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fetch := c.Fetch()(func(context.Context, *sqsconsumer.Message) error { return nil })
+		for deleted := 0; deleted < n; {
+			out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var entries []sqstypes.DeleteMessageBatchRequestEntry
+			for i, tm := range out.Messages {
+				if err := fetch(ctx, sqsconsumer.NewMessage(tm, url)); err != nil {
+					t.Fatal(err)
+				}
+				entries = append(entries, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: tm.ReceiptHandle})
+			}
+			start := time.Now()
+			if _, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: entries}); err != nil {
+				t.Fatal(err)
+			}
+			if time.Since(start) > 0 {
+				t.Fatal("DeleteMessageBatch waited for S3")
+			}
+			deleted += len(entries)
+		}
+		if backlog.Load() != 25 {
+			t.Fatalf("%d reported as backlog, want 25", backlog.Load())
+		}
+		closeCtx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := c.Close(closeCtx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close with deletions hanging: %v", err)
+		}
+		if err := c.Close(ctx); err != nil { // they end at WithDeleteTimeout
 			t.Fatal(err)
 		}
-	}
-	out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10})
-	if err != nil || len(out.Messages) != 3 {
-		t.Fatalf("receive: %v %d", err, len(out.Messages))
-	}
-	handles := map[string]string{}
-	for _, m := range out.Messages {
-		handles[*m.Body] = *m.ReceiptHandle
-	}
-	if p, ok := PointerOf(handles[Pointer{"b", "k1"}.Body()]); !ok || p.Key != "k1" {
-		t.Fatalf("pointer message's handle %q", handles[Pointer{"b", "k1"}.Body()])
-	}
-	if _, ok := PointerOf(handles["plain"]); ok {
-		t.Fatal("a plain message's handle was marked")
-	}
-	var entries []sqstypes.ChangeMessageVisibilityBatchRequestEntry
-	for body, h := range handles {
-		entries = append(entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(fmt.Sprint(len(entries))), ReceiptHandle: aws.String(h), VisibilityTimeout: 60})
-		_ = body
-	}
-	vis, err := c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &url, Entries: entries})
-	if err != nil || len(vis.Successful) != 3 {
-		t.Fatalf("visibility with marked handles: %v %+v", err, vis)
-	}
-	if *entries[0].ReceiptHandle != handles[Pointer{"b", "k1"}.Body()] && *entries[1].ReceiptHandle != handles[Pointer{"b", "k1"}.Body()] && *entries[2].ReceiptHandle != handles[Pointer{"b", "k1"}.Body()] {
-		t.Fatal("the caller's entries were changed")
-	}
-
-	// k2's delete fails in SQS: its object stays.
-	srv.SetFaults(sqstest.Faults{Entry: func(op, h string) *sqstypes.BatchResultErrorEntry {
-		if op == "DeleteMessageBatch" && h == ReceiptHandle(handles[Pointer{"b", "k2"}.Body()]) {
-			return sqstest.EntryError("InternalError", false)
-		}
-		return nil
-	}})
-	del, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: []sqstypes.DeleteMessageBatchRequestEntry{
-		{Id: aws.String("a"), ReceiptHandle: aws.String(handles[Pointer{"b", "k1"}.Body()])},
-		{Id: aws.String("b"), ReceiptHandle: aws.String(handles[Pointer{"b", "k2"}.Body()])},
-		{Id: aws.String("c"), ReceiptHandle: aws.String(handles["plain"])},
-	}})
-	if err != nil || len(del.Successful) != 2 || len(del.Failed) != 1 {
-		t.Fatalf("delete: %v %+v", err, del)
-	}
-	if _, ok := store.objects["b/k1"]; ok || store.objects["b/k2"] != "two" || len(store.deletes) != 1 {
-		t.Fatalf("objects %v after deleting k1's message and failing k2's", store.objects)
-	}
-	st, _ := srv.Stats(url)
-	if st.Deleted != 2 || st.StaleDeletes != 0 {
-		t.Fatalf("SQS deleted %d (stale %d)", st.Deleted, st.StaleDeletes)
-	}
-
-	// A failed SQS call deletes nothing; a failed S3 DELETE is reported, the SQS answer kept.
-	srv.SetFaults(sqstest.Faults{Call: func(op string, _ any) error {
-		if op == "DeleteMessageBatch" {
-			return errors.New("connection reset")
-		}
-		return nil
-	}})
-	k2 := []sqstypes.DeleteMessageBatchRequestEntry{{Id: aws.String("b"), ReceiptHandle: aws.String(handles[Pointer{"b", "k2"}.Body()])}}
-	if _, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: k2}); err == nil || store.count() != 1 {
-		t.Fatalf("failed call: %v, %d objects", err, store.count())
-	}
-	srv.SetFaults(sqstest.Faults{})
-	store.fail = map[string]error{"DeleteObject": errors.New("AccessDenied")}
-	if del, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: k2}); err != nil || len(del.Successful) != 1 || len(deleteErrs) != 1 {
-		t.Fatalf("S3 refusing the delete: %v %+v, reported %v", err, del, deleteErrs)
-	}
+	})
 }
 
 func TestClientOptions(t *testing.T) {
@@ -393,13 +445,16 @@ func TestConsumerWithClientAndFetch(t *testing.T) {
 			got[*m.Body] = true
 			mu.Unlock()
 			return nil
-		}, Fetch(store))
+		}, c.Fetch())
 		cons, err := sqsconsumer.New(c, url, h, sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithErrorHandler(func(error) {}),
 			sqsconsumer.WithBackoff(func(int) time.Duration { return time.Hour }), sqsconsumer.WithStopPolicy(sqsconsumer.StopWhenIdle(2*time.Second)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := cons.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != 29 {

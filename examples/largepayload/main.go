@@ -109,8 +109,8 @@ func run(ctx context.Context, out io.Writer, endpoint string) error {
 	}
 	fmt.Fprintf(out, "sent %d messages, %d of them through S3\n", len(sent), stored)
 
-	// Consumer side: the Client deletes an object after SQS deleted its message; Fetch puts
-	// the payload in the body before the handler runs.
+	// Consumer side: the Client's Fetch puts the payload in the body before the handler runs,
+	// and the Client deletes the object once the handler succeeded and SQS deleted the message.
 	client, err := sqsextended.NewClient(queue, store)
 	if err != nil {
 		return err
@@ -147,12 +147,15 @@ func run(ctx context.Context, out io.Writer, endpoint string) error {
 			return next(ctx, m)
 		}
 	}
-	c, err := sqsconsumer.New(client, url, sqsconsumer.Chain(handler, travelled, sqsextended.Fetch(store)),
+	c, err := sqsconsumer.New(client, url, sqsconsumer.Chain(handler, travelled, client.Fetch()),
 		sqsconsumer.WithWaitTime(time.Second), sqsconsumer.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return err
 	}
 	if err := c.Run(runCtx); err != nil {
+		return err
+	}
+	if err := client.Close(ctx); err != nil { // the object deletions under way
 		return err
 	}
 	sort.Strings(lines)
