@@ -205,9 +205,9 @@ func (p *Producer) limit(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// size is what SQS counts against MaximumMessageSize: the body and every attribute's name,
-// type and value.
-func size(m Message) int {
+// Size is what SQS counts of m against the queue's MaximumMessageSize: the body's bytes and
+// every attribute's name, type and value.
+func Size(m Message) int {
 	n := len(m.Body)
 	for k, v := range m.Attributes {
 		n += len(k) + len(aws.ToString(v.DataType)) + len(aws.ToString(v.StringValue)) + len(v.BinaryValue)
@@ -238,7 +238,7 @@ func (p *Producer) check(m Message, limit int) (int, error) {
 	if err := p.validate(m, false); err != nil {
 		return 0, err
 	}
-	n := size(m)
+	n := Size(m)
 	if n > limit {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
 	}

@@ -157,16 +157,6 @@ func NewOffloader(client ObjectStore, bucket string, opts ...OffloadOption) (*Of
 	return o, nil
 }
 
-// Size is what SQS counts of m against its MaximumMessageSize and what the threshold is
-// compared with: the body's bytes and every attribute's name, type and value.
-func Size(m producer.Message) int {
-	n := len(m.Body)
-	for k, v := range m.Attributes {
-		n += len(k) + len(aws.ToString(v.DataType)) + len(aws.ToString(v.StringValue)) + len(v.BinaryValue)
-	}
-	return n
-}
-
 // Offload returns m unchanged when it is within the threshold, and otherwise stores its body
 // in S3 under a new key and returns m with the pointer as its body and the size attribute
 // added. It blocks for the upload (the S3 client's retryer retries transient errors). It
@@ -179,7 +169,7 @@ func (o *Offloader) Offload(ctx context.Context, m producer.Message) (producer.M
 			return m, fmt.Errorf("%w: %s", ErrReservedAttribute, name)
 		}
 	}
-	if !o.always && Size(m) <= o.threshold {
+	if !o.always && producer.Size(m) <= o.threshold {
 		return m, nil
 	}
 	if len(m.Attributes) > MaxAttributes {
