@@ -144,14 +144,15 @@ type Producer struct {
 	timer   *time.Timer
 	gen     int
 	closed  bool
-	sends   sync.WaitGroup // batches being sent
-	calls   int64          // SendMessageBatch requests made
+	sending map[chan struct{}]struct{} // batches being sent, each closed when settled
+	calls   int64                      // SendMessageBatch requests made
 }
 
 type send struct {
 	m         Message
 	size      int
 	offloaded bool // m is what the Offloader returned: tell it when m is not sent
+	uncertain bool // an attempt may have sent m (deliver's goroutine only)
 	id        string
 	err       error
 	done      chan struct{}
@@ -407,9 +408,18 @@ func (p *Producer) flushLocked() {
 		p.timer.Stop()
 		p.timer = nil
 	}
-	p.sends.Add(1)
+	settled := make(chan struct{})
+	if p.sending == nil {
+		p.sending = map[chan struct{}]struct{}{}
+	}
+	p.sending[settled] = struct{}{}
 	go func() {
-		defer p.sends.Done()
+		defer func() {
+			p.mu.Lock()
+			delete(p.sending, settled)
+			p.mu.Unlock()
+			close(settled)
+		}()
 		p.deliver(batch)
 	}()
 }
@@ -441,11 +451,26 @@ func (p *Producer) deliver(batch []*send) {
 		p.mu.Unlock()
 		out, err := p.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &p.queueURL, Entries: entries})
 		if err != nil {
+			if !clientFault(err) {
+				for _, i := range idx {
+					batch[i].uncertain = true // SQS may have carried the call out
+				}
+			}
 			return sqsbatch.Response{}, err
 		}
 		resp := sqsbatch.Response{Failed: out.Failed, Successful: make([]sqsbatch.Success, len(out.Successful))}
+		mentioned := make(map[string]bool, len(idx))
 		for j, ok := range out.Successful {
 			resp.Successful[j] = sqsbatch.Success{ID: ok.Id, MessageID: aws.ToString(ok.MessageId)}
+			mentioned[aws.ToString(ok.Id)] = true
+		}
+		for _, f := range out.Failed {
+			mentioned[aws.ToString(f.Id)] = true
+		}
+		for j, i := range idx {
+			if !mentioned[*entries[j].Id] {
+				batch[i].uncertain = true // an entry the answer left out may have been sent
+			}
 		}
 		return resp, nil
 	}, func(i int, r sqsbatch.Result) {
@@ -458,7 +483,7 @@ func (p *Producer) deliver(batch []*send) {
 		default:
 			s.err = &SendError{Code: r.Code, SenderFault: r.SenderFault, Err: r.Error()}
 		}
-		if s.offloaded && refused(r) {
+		if s.offloaded && !s.uncertain && refused(r) {
 			unsent = append(unsent, s.m)
 		}
 		close(s.done)
@@ -472,19 +497,25 @@ func (p *Producer) deliver(batch []*send) {
 	_ = g.Wait()
 }
 
-// refused reports that SQS certainly did not take the message: it failed the entry, or
-// answered the call with an error of the request's own (a 4xx). A call that failed otherwise
-// (a timeout, a reset connection, a 5xx) may have been carried out: its message may be in the
-// queue, and what the Offloader stored for it must stay.
+// refused reports that the last attempt at a message certainly did not send it: SQS failed
+// the entry, or answered the call with an error of the request's own (a 4xx). A call that
+// failed otherwise (a timeout, a reset connection, a 5xx) may have been carried out; so may
+// any earlier attempt that ended so (send.uncertain): the message may be in the queue, and
+// what the Offloader stored for it must stay.
 func refused(r sqsbatch.Result) bool {
 	switch {
-	case r.OK:
+	case r.OK, r.Code == sqsbatch.CodeNoResult:
 		return false
 	case r.Err == nil:
 		return true // an entry SQS reported failed
 	}
+	return clientFault(r.Err)
+}
+
+// clientFault reports an error SQS answered as the request's own fault: nothing was done.
+func clientFault(err error) bool {
 	var api smithy.APIError
-	return errors.As(r.Err, &api) && api.ErrorFault() == smithy.FaultClient
+	return errors.As(err, &api) && api.ErrorFault() == smithy.FaultClient
 }
 
 // Flush sends what waits for its batch to fill and blocks until every batch started so far
@@ -492,15 +523,19 @@ func refused(r sqsbatch.Result) bool {
 func (p *Producer) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	p.flushLocked()
-	p.mu.Unlock()
-	done := make(chan struct{})
-	go func() { p.sends.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	batches := make([]chan struct{}, 0, len(p.sending))
+	for settled := range p.sending {
+		batches = append(batches, settled)
 	}
+	p.mu.Unlock()
+	for _, settled := range batches {
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Close refuses further messages (ErrClosed), then flushes as Flush does. Calling it again is

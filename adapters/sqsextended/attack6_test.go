@@ -507,6 +507,9 @@ func TestAttack6LeaseWithMarkedHandles(t *testing.T) {
 		if err := cons.Run(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if err := c.Close(ctx); err != nil { // the object's deletion runs in the background
+			t.Fatal(err)
+		}
 		st, _ := srv.Stats(url)
 		if calls != 1 || st.Deleted != 1 || store.count() != 0 || len(errs) != 0 {
 			t.Fatalf("calls %d, deleted %d, objects %d, errors %v", calls, st.Deleted, store.count(), errs)

@@ -33,8 +33,9 @@ const MaxPendingDeletes = 1000
 type ClientOption func(*Client) error
 
 // WithDeleteErrors has f told when an object could not be deleted after its message was
-// (the object is then an orphan, left to the bucket's lifecycle rule). f runs on the
-// deleting goroutine. By default such errors are dropped.
+// (the object is then an orphan, left to the bucket's lifecycle rule). f runs on a deleting
+// goroutine, never on the consumer's; a panic in it is recovered. By default such errors are
+// dropped.
 func WithDeleteErrors(f func(Pointer, error)) ClientOption {
 	return func(c *Client) error {
 		if f == nil {
@@ -72,12 +73,16 @@ type Client struct {
 	onError func(Pointer, error)
 	timeout time.Duration
 
-	mu      sync.Mutex
-	done    map[string]noted    // receipt handle -> the object of a message handled successfully
-	latest  map[string]received // message id -> its newest receipt, for pointer messages
-	notes   int                 // notes since the last sweep
-	pending int                 // deletions started, not finished
-	idle    chan struct{}       // closed while pending is 0
+	mu        sync.Mutex
+	done      map[string]noted         // receipt handle -> the object of a message handled successfully
+	latest    map[string]received      // message id -> its newest receipt, for pointer messages
+	notes     int                      // notes since the last sweep
+	pending   int                      // objects to delete, not yet deleted
+	workers   int                      // goroutines deleting objects
+	idle      chan struct{}            // closed while workers is 0
+	receiving map[uint64]chan struct{} // receives in flight, closed when they have recorded
+	// nextReceive numbers the receives.
+	nextReceive uint64
 }
 
 type noted struct {
@@ -117,7 +122,7 @@ func NewClient(sqsClient sqsconsumer.Client, s3Client ClientS3, opts ...ClientOp
 	if sqsClient == nil || s3Client == nil {
 		return nil, fmt.Errorf("%w: nil SQS or S3 client", ErrInvalidOption)
 	}
-	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, idle: make(chan struct{})}
+	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, receiving: map[uint64]chan struct{}{}, idle: make(chan struct{})}
 	close(c.idle)
 	for _, o := range opts {
 		if err := o(c); err != nil {
@@ -183,13 +188,20 @@ func (c *Client) sweepLocked() {
 // successful without deleting anything once the message was received again) then keeps the
 // object.
 func (c *Client) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	c.mu.Lock()
+	id := c.nextReceive
+	c.nextReceive++
+	finished := make(chan struct{})
+	c.receiving[id] = finished
+	c.mu.Unlock()
 	out, err := c.sqs.ReceiveMessage(ctx, in, optFns...)
-	if err != nil || out == nil {
-		return out, err
-	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() { delete(c.receiving, id); close(finished) }()
+	if err != nil || out == nil {
+		return out, err
+	}
 	for _, m := range out.Messages {
 		if m.Body == nil || m.MessageId == nil || m.ReceiptHandle == nil || !strings.Contains(*m.Body, "S3Pointer") {
 			continue
@@ -207,9 +219,15 @@ func (c *Client) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.Chang
 	return c.sqs.ChangeMessageVisibilityBatch(ctx, in, optFns...)
 }
 
+// candidate is an object whose message SQS reported deleted with handle.
+type candidate struct {
+	handle string
+	noted
+}
+
 // DeleteMessageBatch calls the wrapped client and returns its answer. For each entry SQS
-// reports deleted whose message the Client's Fetch noted, it starts deleting the object in
-// the background; it never waits for S3.
+// reports deleted whose message the Client's Fetch noted, it has the object deleted in the
+// background; it never waits for S3, nor for WithDeleteErrors's function.
 func (c *Client) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
 	out, err := c.sqs.DeleteMessageBatch(ctx, in, optFns...)
 	if err != nil || out == nil {
@@ -219,62 +237,98 @@ func (c *Client) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBa
 	for _, e := range in.Entries {
 		handles[aws.ToString(e.Id)] = aws.ToString(e.ReceiptHandle)
 	}
-	var objects []Pointer
+	var cands []candidate
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, ok := range out.Successful {
 		h := handles[aws.ToString(ok.Id)]
-		n, found := c.done[h]
-		if !found {
-			continue
+		if n, found := c.done[h]; found {
+			delete(c.done, h)
+			cands = append(cands, candidate{h, n})
 		}
-		delete(c.done, h)
-		if r, seen := c.latest[n.id]; seen && r.handle != h {
-			continue // received again since: this handle was stale, the message may be there
-		}
-		delete(c.latest, n.id)
-		objects = append(objects, n.p)
 	}
 	for _, f := range out.Failed {
-		// The message stays; it comes back under a new handle, and a new note.
-		delete(c.done, handles[aws.ToString(f.Id)])
+		if f.SenderFault {
+			// Not to be retried (an invalid handle): the message comes back under a new
+			// handle and a new note. SQS's own faults are retried with this handle.
+			delete(c.done, handles[aws.ToString(f.Id)])
+		}
+	}
+	if len(cands) == 0 {
+		return out, nil
 	}
 	var backlog []Pointer
-	if free := MaxPendingDeletes - c.pending; len(objects) > free {
-		objects, backlog = objects[:max(free, 0)], objects[max(free, 0):]
+	if free := max(MaxPendingDeletes-c.pending, 0); len(cands) > free {
+		for _, cand := range cands[free:] {
+			backlog = append(backlog, cand.p)
+		}
+		cands = cands[:free]
 	}
-	if c.pending == 0 && len(objects) > 0 {
+	// A receive in flight now may have taken the message again (then this handle was stale):
+	// the deletion waits for it to record what it got.
+	waits := make([]chan struct{}, 0, len(c.receiving))
+	for _, ch := range c.receiving {
+		waits = append(waits, ch)
+	}
+	if c.workers == 0 {
 		c.idle = make(chan struct{})
 	}
-	c.pending += len(objects)
-	c.mu.Unlock()
-	for _, p := range backlog {
-		c.reportError(p, ErrDeleteBacklog)
-	}
-	for _, p := range objects {
-		go c.deleteObject(p)
-	}
+	c.workers++
+	c.pending += len(cands)
+	go c.deleteObjects(cands, waits, backlog)
 	return out, nil
 }
 
-func (c *Client) deleteObject(p Pointer) {
+// deleteObjects reports the backlog, waits for the receives in waits, and deletes the
+// objects of cands whose messages were not received again since, up to 10 at a time.
+func (c *Client) deleteObjects(cands []candidate, waits []chan struct{}, backlog []Pointer) {
 	defer func() {
 		c.mu.Lock()
-		if c.pending--; c.pending == 0 {
+		c.pending -= len(cands)
+		if c.workers--; c.workers == 0 {
 			close(c.idle)
 		}
 		c.mu.Unlock()
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	if _, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)}); err != nil {
-		c.reportError(p, err)
+	for _, p := range backlog {
+		c.reportError(p, ErrDeleteBacklog)
 	}
+	for _, ch := range waits {
+		<-ch
+	}
+	var objects []Pointer
+	c.mu.Lock()
+	for _, cand := range cands {
+		if r, seen := c.latest[cand.id]; seen && r.handle != cand.handle {
+			continue // received again: this handle was stale, the message may still be there
+		}
+		delete(c.latest, cand.id)
+		objects = append(objects, cand.p)
+	}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 10)
+	for _, p := range objects {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+			defer cancel()
+			if _, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)}); err != nil {
+				c.reportError(p, err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
+// reportError tells WithDeleteErrors's function; a panic in it is recovered and dropped.
 func (c *Client) reportError(p Pointer, err error) {
-	if c.onError != nil {
-		c.onError(p, err)
+	if c.onError == nil {
+		return
 	}
+	defer func() { _ = recover() }()
+	c.onError(p, err)
 }
 
 // Close waits until the object deletions the Client has started are finished (each is

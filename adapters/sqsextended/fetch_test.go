@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,11 +55,9 @@ func TestFetchOnTheEmulator(t *testing.T) {
 	env := onEmulator(t)
 	ctx := context.Background()
 	s3c := env.s3
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("payloads")}); err != nil {
-		t.Fatal(err)
-	}
+	bucket := env.bucket(t)
 	q := env.sqs
-	qo, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("extended")})
+	qo, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprint("extended-", seq.Add(1)))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func TestFetchOnTheEmulator(t *testing.T) {
 	}
 	want := map[string]string{}
 	for key, b := range payloads {
-		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("payloads"), Key: aws.String(key), Body: bytes.NewReader(b)}); err != nil {
+		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(b)}); err != nil {
 			t.Fatal(err)
 		}
 		want[key] = string(b)
@@ -84,11 +83,11 @@ func TestFetchOnTheEmulator(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	send(`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"payloads","s3Key":"5m"}]`, SizeAttribute, len(payloads["5m"]))
-	send(`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"payloads","s3Key":"256k"}]`, SizeAttribute, len(payloads["256k"]))
-	send(`["com.amazon.sqs.javamessaging.MessageS3Pointer",{"s3BucketName":"payloads","s3Key":"empty"}]`, LegacySizeAttribute, 0)
+	send(`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"`+bucket+`","s3Key":"5m"}]`, SizeAttribute, len(payloads["5m"]))
+	send(`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"`+bucket+`","s3Key":"256k"}]`, SizeAttribute, len(payloads["256k"]))
+	send(`["com.amazon.sqs.javamessaging.MessageS3Pointer",{"s3BucketName":"`+bucket+`","s3Key":"empty"}]`, LegacySizeAttribute, 0)
 	send("an ordinary body", "", 0)
-	send(`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"payloads","s3Key":"gone"}]`, SizeAttribute, 10)
+	send(`["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"`+bucket+`","s3Key":"gone"}]`, SizeAttribute, 10)
 
 	var mu sync.Mutex
 	got := map[string]string{}
@@ -149,8 +148,8 @@ func TestFetchOnTheEmulator(t *testing.T) {
 		t.Error("an ordinary body was changed")
 	}
 	var fault *sqsconsumer.MessageFaultError
-	if err := failures[0]; !errors.Is(err, ErrMissingObject) || !errors.As(err, &fault) || !strings.Contains(err.Error(), "s3://payloads/gone") {
-		t.Fatalf("missing object: %v; want ErrMissingObject, a MessageFault, naming s3://payloads/gone", err)
+	if err := failures[0]; !errors.Is(err, ErrMissingObject) || !errors.As(err, &fault) || !strings.Contains(err.Error(), "s3://"+bucket+"/gone") {
+		t.Fatalf("missing object: %v; want ErrMissingObject, a MessageFault, naming s3://%s/gone", err, bucket)
 	}
 	st := c.Report().Stats
 	if st.Acked != 4 || st.Failed != 1 {

@@ -374,9 +374,6 @@ func TestClientDeleteBacklog(t *testing.T) {
 			}
 			deleted += len(entries)
 		}
-		if backlog.Load() != 25 {
-			t.Fatalf("%d reported as backlog, want 25", backlog.Load())
-		}
 		closeCtx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		if err := c.Close(closeCtx); !errors.Is(err, context.DeadlineExceeded) {
@@ -384,6 +381,9 @@ func TestClientDeleteBacklog(t *testing.T) {
 		}
 		if err := c.Close(ctx); err != nil { // they end at WithDeleteTimeout
 			t.Fatal(err)
+		}
+		if backlog.Load() != 25 {
+			t.Fatalf("%d reported as backlog, want 25", backlog.Load())
 		}
 	})
 }
