@@ -76,6 +76,7 @@ type Client struct {
 	mu        sync.Mutex
 	done      map[string]noted         // receipt handle -> the object of a message handled successfully
 	latest    map[string]received      // message id -> its newest receipt, for pointer messages
+	holders   map[Pointer]int          // messages in latest pointing at each object
 	notes     int                      // notes since the last sweep
 	pending   int                      // objects to delete, not yet deleted
 	workers   int                      // goroutines deleting objects
@@ -93,6 +94,7 @@ type noted struct {
 
 type received struct {
 	handle string
+	p      Pointer
 	at     time.Time
 }
 
@@ -101,11 +103,13 @@ var _ sqsconsumer.Client = (*Client)(nil)
 // NewClient returns a Client over sqsClient, reading and deleting objects through s3Client.
 // It makes no call and starts no goroutine; errors wrap ErrInvalidOption.
 //
-// Deleting is right only when nothing else reads the object: not with SNS fan-out to several
-// queues, nor when another consumer of the same messages (a second service, a replay from a
-// dead-letter queue) may still need them. Only a pointer that SQS delivered as the message
-// body is deleted; a pointer inside an SNS notification (raw delivery off) is never deleted,
-// since every subscriber of the topic received the same one.
+// Deleting is right only when nothing else reads the object: not when another process or
+// service reads copies of the same messages (SNS fan-out to its queues), nor when a replay
+// from a dead-letter queue may still need them. Only a pointer that SQS delivered as the
+// message body is deleted; a pointer inside an SNS notification (raw delivery off) is never
+// deleted, since every subscriber of the topic received the same one. Copies received through
+// the same Client (raw delivery to several queues of one Group) share the object: it is
+// deleted after the last of them.
 //
 // An object is deleted only after its message's handler succeeded and SQS confirmed the
 // message's delete, never before (the Java and Python clients delete it first, which loses the
@@ -122,7 +126,7 @@ func NewClient(sqsClient sqsconsumer.Client, s3Client ClientS3, opts ...ClientOp
 	if sqsClient == nil || s3Client == nil {
 		return nil, fmt.Errorf("%w: nil SQS or S3 client", ErrInvalidOption)
 	}
-	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, receiving: map[uint64]chan struct{}{}, idle: make(chan struct{})}
+	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, holders: map[Pointer]int{}, receiving: map[uint64]chan struct{}{}, idle: make(chan struct{})}
 	close(c.idle)
 	for _, o := range opts {
 		if err := o(c); err != nil {
@@ -178,8 +182,20 @@ func (c *Client) sweepLocked() {
 	}
 	for id, r := range c.latest {
 		if now.Sub(r.at) > forgetAfter {
-			delete(c.latest, id)
+			c.forgetLocked(id)
 		}
+	}
+}
+
+// forgetLocked drops message id's receipt.
+func (c *Client) forgetLocked(id string) {
+	r, ok := c.latest[id]
+	if !ok {
+		return
+	}
+	delete(c.latest, id)
+	if c.holders[r.p]--; c.holders[r.p] <= 0 {
+		delete(c.holders, r.p)
 	}
 }
 
@@ -206,8 +222,10 @@ func (c *Client) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput
 		if m.Body == nil || m.MessageId == nil || m.ReceiptHandle == nil || !strings.Contains(*m.Body, "S3Pointer") {
 			continue
 		}
-		if _, ok, _ := ParsePointer(*m.Body); ok {
-			c.latest[*m.MessageId] = received{*m.ReceiptHandle, now}
+		if p, ok, _ := ParsePointer(*m.Body); ok {
+			c.forgetLocked(*m.MessageId)
+			c.latest[*m.MessageId] = received{*m.ReceiptHandle, p, now}
+			c.holders[p]++
 			c.sweepLocked()
 		}
 	}
@@ -302,7 +320,12 @@ func (c *Client) deleteObjects(cands []candidate, waits []chan struct{}, backlog
 		if r, seen := c.latest[cand.id]; seen && r.handle != cand.handle {
 			continue // received again: this handle was stale, the message may still be there
 		}
-		delete(c.latest, cand.id)
+		c.forgetLocked(cand.id)
+		if c.holders[cand.p] > 0 {
+			// Another message received through this Client points at the same object (SNS
+			// fan-out to several queues of one Group): the last of them deletes it.
+			continue
+		}
 		objects = append(objects, cand.p)
 	}
 	c.mu.Unlock()

@@ -523,3 +523,96 @@ func TestFetchEdgeCases(t *testing.T) {
 		t.Fatalf("ordinary JSON: %q %v", got, err)
 	}
 }
+
+// SNS fan-out with raw delivery to two queues of one Group sharing a Client: the copies have
+// different message ids but one object. It is deleted once, after the last copy is done;
+// while a copy still fails, it stays.
+func TestClientSharedObjectAcrossQueues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		srv := sqstest.New(sqstest.WithStrict())
+		store := &memS3{objects: map[string]string{"b/shared": "payload", "b/other": "x"}}
+		c, _ := NewClient(srv, store)
+		var urls []string
+		for _, name := range []string{"a", "b"} {
+			url := srv.MustCreateQueue(name, nil)
+			urls = append(urls, url)
+			for _, key := range []string{"shared", "other"} {
+				if _, err := srv.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(Pointer{"b", key}.Body())}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var failB atomic.Bool
+		failB.Store(true)
+		handled, failed := make(chan struct{}, 100), make(chan struct{}, 100)
+		g, err := sqsconsumer.NewGroup(sqsconsumer.WithErrorHandler(func(error) {}), sqsconsumer.WithBackoff(func(int) time.Duration { return time.Second }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, url := range urls {
+			h := sqsconsumer.Chain(func(_ context.Context, m *sqsconsumer.Message) error {
+				if m.QueueURL() == urls[1] && *m.Body == "payload" && failB.Load() {
+					failed <- struct{}{}
+					return errors.New("queue b's handler fails for now")
+				}
+				handled <- struct{}{}
+				return nil
+			}, c.Fetch())
+			if err := g.Add(c, url, h, sqsconsumer.Share{}, sqsconsumer.WithWaitTime(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wait := func(ch chan struct{}, what string) {
+			t.Helper()
+			select {
+			case <-ch:
+			case <-time.After(time.Minute): // fake time
+				t.Fatalf("%s: not within a minute", what)
+			}
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- g.Run(runCtx) }()
+		for range 3 {
+			wait(handled, "queue a's messages and queue b's other message handled")
+		}
+		// Queue b's copy failing twice (1 s apart): queue a's acks have long been sent.
+		wait(failed, "queue b's copy failing")
+		wait(failed, "queue b's copy failing again (is its object there?)")
+		if err := c.Close(ctx); err != nil { // the deletions a's acks started
+			t.Fatal(err)
+		}
+		store.mu.Lock()
+		shared := store.objects["b/shared"]
+		store.mu.Unlock()
+		if shared != "payload" {
+			t.Fatal("the shared object was deleted while queue b's copy still needed it")
+		}
+		failB.Store(false)
+		wait(handled, "queue b's copy handled")
+		for st, _ := srv.Stats(urls[1]); st.Deleted < 2; st, _ = srv.Stats(urls[1]) {
+			<-time.After(100 * time.Millisecond) // fake time: the ack's flush
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(store.objects) != 0 {
+			t.Fatalf("objects left: %v", store.objects)
+		}
+		n := 0
+		for _, d := range store.deletes {
+			if d == "b/shared" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("the shared object was deleted %d times, want once after the last copy", n)
+		}
+	})
+}
