@@ -49,7 +49,10 @@ func TestConnectionsAreReusedUnderLoad(t *testing.T) {
 	after := proxy.Stats(t)
 	conns, requests := after.Conns-before.Conns, counter.Requests()
 	t.Logf("%d requests over %d connections", requests, conns)
-	if conns > 16 || requests < 60 {
-		t.Errorf("%d connections for %d requests; want them reused (at most 16)", conns, requests)
+	// Unloaded, this takes about 10 connections. On a loaded 2-core machine (CI running beside
+	// other tests) responses slow, more requests overlap, and the transport opens more than it
+	// keeps idle: 31 for 131 requests was seen. A connection per request is what this guards.
+	if limit := max(16, requests/3); conns > limit || requests < 60 {
+		t.Errorf("%d connections for %d requests; want them reused (at most %d)", conns, requests, limit)
 	}
 }
