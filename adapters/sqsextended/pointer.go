@@ -1,14 +1,17 @@
-// Package sqsextended reads (and, in a later slice, writes) the "extended client" format for
-// payloads too large for SQS: the payload lives in S3 and the message body is a pointer to it,
-// as the AWS extended clients for Java, Python, .NET and Node and Powertools' large-message
-// utility write it:
+// Package sqsextended reads and writes the "extended client" format for payloads too large
+// for SQS: the payload lives in S3 and the message body is a pointer to it, as the AWS
+// extended clients for Java, Python, .NET and Node and Powertools' large-message utility
+// write it:
 //
 //	["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k"}]
 //
 // with the payload's size in the message attribute ExtendedPayloadSize (legacy:
 // SQSLargePayloadSize, and the pointer class com.amazon.sqs.javamessaging.MessageS3Pointer).
-// Fetch is a consumer middleware that replaces such a body with the payload, so handlers see
-// what the producer sent.
+//
+// Sending: an Offloader, given to producer.WithOffload, stores bodies above a threshold in S3
+// and sends the pointer. Receiving: Fetch is a consumer middleware that replaces a pointer
+// body with the payload, so handlers see what the producer sent. Deleting: a Client wraps the
+// consumer's SQS client and deletes an object once its message was handled and deleted.
 package sqsextended
 
 import (
