@@ -112,7 +112,7 @@ var released = outcome{kind: exitRelease}
 
 // newMessage wraps a received message, holding u, and puts it under the lease.
 func (q *queue) newMessage(tm *types.Message, now time.Time, u unit) *Message {
-	m := &Message{Message: *tm, receivedAt: now, queueURL: q.url, received: tm.Body, unit: u, q: q}
+	m := &Message{Message: *tm, receivedAt: now, queueURL: q.url, received: aws.ToString(tm.Body), unit: u, q: q}
 	m.ctx, m.cancel = context.WithCancelCause(q.eng.handlerBase)
 	m.deadline = now.Add(q.s.visibility)
 	m.lease.ReceiptHandle = aws.ToString(tm.ReceiptHandle)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer/envelope"
@@ -34,7 +35,7 @@ type Message struct {
 	receivedAt time.Time
 	queueURL   string
 	env        *envelope.Envelope // parsed on first use by Envelope
-	received   *string            // the body as received, whatever middleware does to Body
+	received   string             // the body as received, a copy: whatever is done to Body or *Body
 
 	// The consumer's bookkeeping; see lifecycle.go.
 	q        *queue
@@ -77,18 +78,13 @@ func (m *Message) ReceivedAt() time.Time { return m.receivedAt }
 
 // ReceivedBody returns the body as SQS delivered it, whatever middleware (Unwrap, a payload
 // fetch) has since put in m.Body.
-func (m *Message) ReceivedBody() string {
-	if m.received == nil {
-		return ""
-	}
-	return *m.received
-}
+func (m *Message) ReceivedBody() string { return m.received }
 
 // NewMessage returns m as the Message a consumer of queueURL would pass its handler, received
 // now, for code that gets messages by other means: the Lambda adapter, a test of a handler.
 // Outside a consumer nothing leases, deletes or retries the message; its caller does.
 func NewMessage(m types.Message, queueURL string) *Message {
-	return &Message{Message: m, receivedAt: time.Now(), queueURL: queueURL, received: m.Body}
+	return &Message{Message: m, receivedAt: time.Now(), queueURL: queueURL, received: aws.ToString(m.Body)}
 }
 
 // GroupID returns the MessageGroupId system attribute, or "" when there is none.

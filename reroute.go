@@ -66,7 +66,7 @@ func (q *queue) reroute(m *Message, r *RerouteError) error {
 	}
 	in := &sqs.SendMessageInput{
 		QueueUrl:          &r.QueueURL,
-		MessageBody:       m.received, // as received: middleware such as Unwrap may have changed Body
+		MessageBody:       &m.received, // as received: middleware such as Unwrap may have changed Body
 		MessageAttributes: m.MessageAttributes,
 		DelaySeconds:      visibilitySeconds(r.Delay),
 	}

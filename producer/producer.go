@@ -5,6 +5,8 @@ package producer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -109,7 +111,9 @@ type Offloader interface {
 // and batched (adapters/sqsextended.Offloader puts bodies over a threshold in S3). The message
 // is otherwise checked first, but an empty body is allowed through (an Offloader may store an
 // empty payload); what o returns is checked in full. SendBatch offloads up to 8 messages at a
-// time. o must not be nil.
+// time. On a FIFO queue, a message o changed that has no DeduplicationID gets the hex SHA-256
+// of its original body, the ID content-based deduplication would have made of it (the pointer
+// sent instead differs with every upload). o must not be nil.
 func WithOffload(o Offloader) Option {
 	return func(p *Producer) error {
 		if o == nil {
@@ -137,6 +141,9 @@ type Producer struct {
 	sizeMu   sync.Mutex
 	maxBytes int // the queue's MaximumMessageSize, once known
 	offload  Offloader
+	// Messages between prepare and add (being offloaded); prepared is closed when none is.
+	preparing int
+	prepared  chan struct{}
 
 	mu      sync.Mutex
 	pending []*send
@@ -327,19 +334,41 @@ func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded
 	if err := p.validate(m, true); err != nil {
 		return m, false, err
 	}
+	// From here the message holds a place Close waits for, until add has queued or refused it.
 	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.closed {
+		p.mu.Unlock()
 		return m, false, ErrClosed
 	}
+	if p.preparing == 0 {
+		p.prepared = make(chan struct{})
+	}
+	p.preparing++
+	p.mu.Unlock()
 	out, err := p.offload.Offload(ctx, m)
 	if err != nil {
+		p.mu.Lock()
+		p.leaveLocked()
+		p.mu.Unlock()
 		return m, false, err
 	}
 	// A message the Offloader left as it was (small, or a pointer passed on) is not its to
 	// clean up.
-	return out, out.Body != m.Body, nil
+	offloaded = out.Body != m.Body
+	if offloaded && p.fifo && out.DeduplicationID == "" {
+		// Content-based deduplication would hash the pointer, new for every upload: give the
+		// message the ID SQS would have made of the body it carries (a SHA-256 of it).
+		sum := sha256.Sum256([]byte(m.Body))
+		out.DeduplicationID = hex.EncodeToString(sum[:])
+	}
+	return out, offloaded, nil
+}
+
+// leaveLocked gives up a place taken in prepare; p.mu is held.
+func (p *Producer) leaveLocked() {
+	if p.preparing--; p.preparing == 0 {
+		close(p.prepared)
+	}
 }
 
 // unsent tells the Offloader that m, which it returned, was not sent; ctx's cancellation is
@@ -359,18 +388,31 @@ func (p *Producer) enqueue(ctx context.Context, m Message, offloaded bool) (*sen
 	return s, err
 }
 
+// add queues m for a batch. With an Offloader, m holds a place taken in prepare, which add
+// gives up, and is queued even after Close began (Close waits for it).
 func (p *Producer) add(ctx context.Context, m Message, offloaded bool) (*send, error) {
+	held := p.offload != nil
 	limit, err := p.limit(ctx)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		var n int
+		if n, err = p.check(m, limit); err == nil {
+			return p.queue(m, n, limit, offloaded, held)
+		}
 	}
-	n, err := p.check(m, limit)
-	if err != nil {
-		return nil, err
+	if held {
+		p.mu.Lock()
+		p.leaveLocked()
+		p.mu.Unlock()
 	}
+	return nil, err
+}
+
+func (p *Producer) queue(m Message, n, limit int, offloaded, held bool) (*send, error) {
 	s := &send{m: m, size: n, offloaded: offloaded, done: make(chan struct{})}
 	p.mu.Lock()
-	if p.closed {
+	if held {
+		p.leaveLocked()
+	} else if p.closed {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -538,11 +580,20 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close refuses further messages (ErrClosed), then flushes as Flush does. Calling it again is
-// harmless.
+// Close refuses further messages (ErrClosed), waits for the messages Send or SendBatch was
+// given before it that are still being offloaded, then flushes as Flush does. Calling it again
+// is harmless.
 func (p *Producer) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
+	waiting, prepared := p.preparing, p.prepared
 	p.mu.Unlock()
+	if waiting > 0 {
+		select {
+		case <-prepared: // the messages Send was given before Close, still being offloaded
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return p.Flush(ctx)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,9 +63,11 @@ func WithDeleteTimeout(d time.Duration) ClientOption {
 // its object in the background. Use it only where this queue is the one reader of the
 // objects; see NewClient.
 //
-// A Client is safe for concurrent use. It satisfies sqsconsumer.Client; give the consumer
-// the Client and chain its Fetch. Call Close when the consumer's Run has returned, to wait
-// for the deletions under way.
+// A Client is safe for concurrent use. It satisfies sqsconsumer.Client and
+// sqsconsumer.Sender; give the consumer the Client and chain its Fetch. Call Close when the
+// consumer's Run has returned, to wait for the deletions under way. (sqsconsumer.New checks
+// the region and HTTP timeout of an *sqs.Client it is given; it cannot see them through the
+// Client.)
 type Client struct {
 	sqs     sqsconsumer.Client
 	s3      ClientS3
@@ -77,6 +78,7 @@ type Client struct {
 	done      map[string]noted         // receipt handle -> the object of a message handled successfully
 	latest    map[string]received      // message id -> its newest receipt, for pointer messages
 	holders   map[Pointer]int          // messages in latest pointing at each object
+	byHandle  map[string]string        // latest's receipt handles -> message id
 	notes     int                      // notes since the last sweep
 	pending   int                      // objects to delete, not yet deleted
 	workers   int                      // goroutines deleting objects
@@ -114,8 +116,9 @@ var _ sqsconsumer.Client = (*Client)(nil)
 // An object is deleted only after its message's handler succeeded and SQS confirmed the
 // message's delete, never before (the Java and Python clients delete it first, which loses the
 // payload if the message is then received again). A message that fails, is released, is
-// rerouted (sqsconsumer.Reroute sends the pointer on, so the copy still needs the object) or
-// moves to the dead-letter queue keeps its object. SQS also reports a delete with a receipt
+// rerouted (sqsconsumer.Reroute sends the pointer on, so the copy still needs the object; a
+// copy received through the same Client deletes it once done) or moves to the dead-letter
+// queue keeps its object. SQS also reports a delete with a receipt
 // handle that was superseded (the message's visibility lapsed and it was received again) as
 // successful, deleting nothing: when that receive came through the same Client the object is
 // kept; a receive by another process cannot be seen, but the consumer does not delete a
@@ -126,7 +129,7 @@ func NewClient(sqsClient sqsconsumer.Client, s3Client ClientS3, opts ...ClientOp
 	if sqsClient == nil || s3Client == nil {
 		return nil, fmt.Errorf("%w: nil SQS or S3 client", ErrInvalidOption)
 	}
-	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, holders: map[Pointer]int{}, receiving: map[uint64]chan struct{}{}, idle: make(chan struct{})}
+	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, holders: map[Pointer]int{}, byHandle: map[string]string{}, receiving: map[uint64]chan struct{}{}, idle: make(chan struct{})}
 	close(c.idle)
 	for _, o := range opts {
 		if err := o(c); err != nil {
@@ -145,11 +148,11 @@ func (c *Client) Fetch(opts ...FetchOption) sqsconsumer.Middleware {
 		inner := fetch(next)
 		return func(ctx context.Context, m *sqsconsumer.Message) error {
 			err := inner(ctx, m)
-			if err != nil || m.ReceiptHandle == nil {
-				return err
+			if err != nil || m.ReceiptHandle == nil || errors.Is(context.Cause(ctx), sqsconsumer.ErrHandlerTimeout) {
+				return err // failed: the consumer fails a handler that outlived WithHandlerTimeout too
 			}
 			// Only a pointer SQS delivered as the body: not one inside an SNS notification.
-			if p, ok, _ := ParsePointer(m.ReceivedBody()); ok {
+			if p, ok, _ := pointerIn(m.ReceivedBody(), m.MessageAttributes); ok {
 				c.note(*m.ReceiptHandle, aws.ToString(m.MessageId), p)
 			}
 			return nil
@@ -194,6 +197,7 @@ func (c *Client) forgetLocked(id string) {
 		return
 	}
 	delete(c.latest, id)
+	delete(c.byHandle, r.handle)
 	if c.holders[r.p]--; c.holders[r.p] <= 0 {
 		delete(c.holders, r.p)
 	}
@@ -219,17 +223,34 @@ func (c *Client) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput
 		return out, err
 	}
 	for _, m := range out.Messages {
-		if m.Body == nil || m.MessageId == nil || m.ReceiptHandle == nil || !strings.Contains(*m.Body, "S3Pointer") {
+		if m.Body == nil || m.MessageId == nil || m.ReceiptHandle == nil {
 			continue
 		}
-		if p, ok, _ := ParsePointer(*m.Body); ok {
+		if p, ok, _ := pointerIn(*m.Body, m.MessageAttributes); ok {
+			if r, seen := c.latest[*m.MessageId]; seen {
+				// Received again: a success noted under the old handle is not this receipt's.
+				delete(c.done, r.handle)
+			}
 			c.forgetLocked(*m.MessageId)
 			c.latest[*m.MessageId] = received{*m.ReceiptHandle, p, now}
+			c.byHandle[*m.ReceiptHandle] = *m.MessageId
 			c.holders[p]++
 			c.sweepLocked()
 		}
 	}
 	return out, nil
+}
+
+// SendMessage calls the wrapped client's SendMessage, so that sqsconsumer.Reroute works
+// through the Client as through the client it wraps; a wrapped client that cannot send gets
+// an error (give the consumer sqsconsumer.WithSender then). The copy a Reroute sends carries
+// the same pointer: its object stays until the copy too is done (see NewClient).
+func (c *Client) SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	sender, ok := c.sqs.(sqsconsumer.Sender)
+	if !ok {
+		return nil, errors.New("sqsextended: the wrapped SQS client cannot send; give the consumer sqsconsumer.WithSender")
+	}
+	return sender.SendMessage(ctx, in, optFns...)
 }
 
 // ChangeMessageVisibilityBatch calls the wrapped client.
@@ -260,10 +281,17 @@ func (c *Client) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBa
 	defer c.mu.Unlock()
 	for _, ok := range out.Successful {
 		h := handles[aws.ToString(ok.Id)]
-		if n, found := c.done[h]; found {
-			delete(c.done, h)
+		if id, found := c.byHandle[h]; found {
+			// Gone from the queue (a rerouted original, a failure given up): it no longer
+			// holds its object for the copies that point at it too.
+			if n, noted := c.done[h]; noted {
+				cands = append(cands, candidate{h, n})
+			}
+			c.forgetLocked(id)
+		} else if n, noted := c.done[h]; noted {
 			cands = append(cands, candidate{h, n})
 		}
+		delete(c.done, h)
 	}
 	for _, f := range out.Failed {
 		if f.SenderFault {
@@ -354,8 +382,11 @@ func (c *Client) reportError(p Pointer, err error) {
 	c.onError(p, err)
 }
 
-// Close waits until the object deletions the Client has started are finished (each is
-// bounded by WithDeleteTimeout), or ctx ends, and returns ctx's error then. It does not stop
+// Close waits until the object deletions the Client has started are finished, or ctx ends,
+// and returns ctx's error then. A deletion first waits for the receives through the Client
+// that were in flight when its message's delete was confirmed (one may have taken the
+// message again), then each DELETE is bounded by WithDeleteTimeout; so call Close once the
+// consumers using the Client have stopped receiving. It does not stop
 // the Client, which may be used again; deletions started after Close began are not waited
 // for.
 func (c *Client) Close(ctx context.Context) error {

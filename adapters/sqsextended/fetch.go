@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sqsconsumer/sqsconsumer"
 	"github.com/sqsconsumer/sqsconsumer/envelope"
@@ -74,7 +73,7 @@ func Fetch(client ObjectGetter, opts ...FetchOption) sqsconsumer.Middleware {
 			if m.Body == nil {
 				return next(ctx, m)
 			}
-			p, ok, err := ParsePointer(*m.Body)
+			p, ok, err := pointerIn(*m.Body, m.MessageAttributes)
 			if err != nil {
 				return sqsconsumer.MessageFault(err)
 			}
@@ -138,12 +137,6 @@ func declaredSize(m *sqsconsumer.Message) (int64, bool) {
 		}
 	}
 	return 0, false
-}
-
-func hasSizeAttribute(attrs map[string]sqstypes.MessageAttributeValue) bool {
-	_, a := attrs[SizeAttribute]
-	_, b := attrs[LegacySizeAttribute]
-	return a || b
 }
 
 func get(ctx context.Context, client ObjectGetter, p Pointer, maxSize int64) (string, error) {

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
 // The pointer's class names, as the Java libraries write them.
@@ -46,9 +48,11 @@ type Pointer struct {
 // String is "s3://bucket/key".
 func (p Pointer) String() string { return "s3://" + p.Bucket + "/" + p.Key }
 
-// ParsePointer reads body as an extended-client pointer, as the Java client does: a JSON
-// array of the class name (current or legacy) and an object with exactly the string fields
-// s3BucketName and s3Key, spelled so. ok is false for any body that is not one (an ordinary
+// ParsePointer reads body as an extended-client pointer: a JSON array of the class name
+// (current or legacy) and an object with exactly the string fields s3BucketName and s3Key,
+// spelled so, as Jackson reads them (text after the array is ignored). Without the message's
+// attributes it takes only a body that starts with "[" and names the class literally; Fetch
+// and Client, which see the size attribute, also take the escaped forms Java would. ok is false for any body that is not one (an ordinary
 // payload); err, wrapping ErrMalformedPointer, is for a body that names a pointer class but
 // lacks the bucket or key, or has other fields.
 func ParsePointer(body string) (p Pointer, ok bool, err error) {
@@ -56,8 +60,35 @@ func ParsePointer(body string) (p Pointer, ok bool, err error) {
 	if !strings.HasPrefix(trimmed, "[") || !strings.Contains(trimmed, "S3Pointer") {
 		return Pointer{}, false, nil // cheap exit for ordinary bodies
 	}
+	return parsePointer(trimmed)
+}
+
+// pointerIn reads the pointer of a message with body and attrs. A message with a size
+// attribute is a pointer to the Java client, which then reads its body with Jackson: the
+// class name may be escaped, a byte-order mark or trailing text is passed over; such a body
+// that is not a pointer is an error (ErrMalformedPointer), never a payload.
+func pointerIn(body string, attrs map[string]sqstypes.MessageAttributeValue) (Pointer, bool, error) {
+	if !hasSizeAttribute(attrs) {
+		return ParsePointer(body)
+	}
+	p, ok, err := parsePointer(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(body), "\ufeff")))
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: the message carries %s but its body is not a pointer", ErrMalformedPointer, SizeAttribute)
+	}
+	return p, ok, err
+}
+
+func hasSizeAttribute(attrs map[string]sqstypes.MessageAttributeValue) bool {
+	_, a := attrs[SizeAttribute]
+	_, b := attrs[LegacySizeAttribute]
+	return a || b
+}
+
+// parsePointer decodes the first JSON value of body (Jackson ignores what follows) as a
+// pointer.
+func parsePointer(body string) (p Pointer, ok bool, err error) {
 	var parts []json.RawMessage
-	if json.Unmarshal([]byte(trimmed), &parts) != nil || len(parts) != 2 {
+	if json.NewDecoder(strings.NewReader(body)).Decode(&parts) != nil || len(parts) != 2 {
 		return Pointer{}, false, nil
 	}
 	var class string
