@@ -258,6 +258,14 @@ func (p *Producer) check(m Message, limit int) (int, error) {
 // before any request (ErrInvalid, ErrTooLarge) costs nothing. When ctx ends first, Send
 // returns ctx's error but the message may still be sent with its batch.
 func (p *Producer) Send(ctx context.Context, m Message) (string, error) {
+	if p.offload != nil {
+		if err := p.validate(m, true); err != nil {
+			return "", err
+		}
+		if err := p.reserve(1); err != nil {
+			return "", err
+		}
+	}
 	m, offloaded, err := p.prepare(ctx, m)
 	if err != nil {
 		return "", err
@@ -289,10 +297,29 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []Message) []Result {
 	ready := msgs
 	offloaded := make([]bool, len(msgs))
 	if p.offload != nil {
+		// Every valid message takes its place at once, so that a Close during the uploads
+		// waits for all of them, not only those whose upload has begun.
+		valid := 0
+		for i, m := range msgs {
+			if out[i].Err = p.validate(m, true); out[i].Err == nil {
+				valid++
+			}
+		}
+		if err := p.reserve(valid); err != nil {
+			for i := range out {
+				if out[i].Err == nil {
+					out[i].Err = err
+				}
+			}
+			return out
+		}
 		ready = make([]Message, len(msgs))
 		var g errgroup.Group
 		g.SetLimit(8)
 		for i, m := range msgs {
+			if out[i].Err != nil {
+				continue
+			}
 			g.Go(func() error {
 				ready[i], offloaded[i], out[i].Err = p.prepare(ctx, m)
 				return nil
@@ -325,33 +352,45 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []Message) []Result {
 	return out
 }
 
-// prepare passes m through the Offloader, if there is one, once it is otherwise valid;
-// offloaded reports that the result is the Offloader's (to be told when it is not sent).
-func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded bool, _ error) {
-	if p.offload == nil {
-		return m, false, nil
-	}
-	if err := p.validate(m, true); err != nil {
-		return m, false, err
-	}
-	// From here the message holds a place Close waits for, until add has queued or refused it.
+// reserve takes n places Close waits for (messages about to be offloaded), or refuses them
+// when the producer is closed. Each is given up by prepare's failure or by enqueue.
+func (p *Producer) reserve(n int) error {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
-		return m, false, ErrClosed
+		return ErrClosed
+	}
+	if n == 0 {
+		return nil
 	}
 	if p.preparing == 0 {
 		p.prepared = make(chan struct{})
 	}
-	p.preparing++
-	p.mu.Unlock()
+	p.preparing += n
+	return nil
+}
+
+// prepare passes m, already validated and holding a place (reserve), through the Offloader,
+// if there is one; offloaded reports that the result is the Offloader's (to be told when it
+// is not sent). On failure, or a panic in the Offloader, the place is given up; on success
+// enqueue gives it up.
+func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded bool, _ error) {
+	if p.offload == nil {
+		return m, false, nil
+	}
+	handed := false
+	defer func() {
+		if !handed {
+			p.mu.Lock()
+			p.leaveLocked()
+			p.mu.Unlock()
+		}
+	}()
 	out, err := p.offload.Offload(ctx, m)
 	if err != nil {
-		p.mu.Lock()
-		p.leaveLocked()
-		p.mu.Unlock()
 		return m, false, err
 	}
+	handed = true
 	// A message the Offloader left as it was (small, or a pointer passed on) is not its to
 	// clean up.
 	offloaded = out.Body != m.Body
@@ -364,7 +403,7 @@ func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded
 	return out, offloaded, nil
 }
 
-// leaveLocked gives up a place taken in prepare; p.mu is held.
+// leaveLocked gives up a place taken by reserve; p.mu is held.
 func (p *Producer) leaveLocked() {
 	if p.preparing--; p.preparing == 0 {
 		close(p.prepared)
@@ -382,29 +421,32 @@ func (p *Producer) unsent(ctx context.Context, m Message) {
 // enqueue adds m to the pending batch; offloaded: m came from the Offloader.
 func (p *Producer) enqueue(ctx context.Context, m Message, offloaded bool) (*send, error) {
 	s, err := p.add(ctx, m, offloaded)
-	if err != nil && offloaded {
-		p.unsent(ctx, m)
+	if err != nil {
+		if offloaded {
+			p.unsent(ctx, m)
+		}
+		if p.offload != nil { // the place is given up only now: Close waits for the cleanup
+			p.mu.Lock()
+			p.leaveLocked()
+			p.mu.Unlock()
+		}
 	}
 	return s, err
 }
 
-// add queues m for a batch. With an Offloader, m holds a place taken in prepare, which add
-// gives up, and is queued even after Close began (Close waits for it).
+// add queues m for a batch. With an Offloader, m holds a place (reserve): it is queued even
+// after Close began (Close waits for it), and the place is given up once it is queued, or by
+// enqueue when it is refused.
 func (p *Producer) add(ctx context.Context, m Message, offloaded bool) (*send, error) {
-	held := p.offload != nil
 	limit, err := p.limit(ctx)
-	if err == nil {
-		var n int
-		if n, err = p.check(m, limit); err == nil {
-			return p.queue(m, n, limit, offloaded, held)
-		}
+	if err != nil {
+		return nil, err
 	}
-	if held {
-		p.mu.Lock()
-		p.leaveLocked()
-		p.mu.Unlock()
+	n, err := p.check(m, limit)
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	return p.queue(m, n, limit, offloaded, p.offload != nil)
 }
 
 func (p *Producer) queue(m Message, n, limit int, offloaded, held bool) (*send, error) {

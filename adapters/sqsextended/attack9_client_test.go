@@ -33,42 +33,10 @@ func a9delete(t *testing.T, c *Client, url string, m sqstypes.Message) {
 	}
 }
 
-// README: "Copies of one message received through the same Client (SNS raw delivery to
-// several queues of one Group) share the object, which goes after the last of them." The
-// Client counts only copies it has already received: when queue A's copy is handled and
-// deleted before queue B's copy is received (B has a backlog, or SNS delivered to B a moment
-// later), holders is 0 and the object is deleted; B's copy then fails with ErrMissingObject
-// on every try and is dead-lettered. The payload is lost, which the Client exists to avoid.
-func TestAttack9FanOutCopyNotYetReceivedLosesObject(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		srv := sqstest.New(sqstest.WithStrict())
-		urlA := srv.MustCreateQueue("a", nil)
-		urlB := srv.MustCreateQueue("b", nil)
-		store := &memS3{objects: map[string]string{"b/k": "payload"}}
-		body := Pointer{"b", "k"}.Body()
-		size := map[string]sqstypes.MessageAttributeValue{SizeAttribute: {DataType: aws.String("Number"), StringValue: aws.String("7")}}
-		for _, u := range []string{urlA, urlB} { // what SNS raw delivery puts in each subscribed queue
-			if _, err := srv.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(u), MessageBody: &body, MessageAttributes: size}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c, _ := NewClient(srv, store)
-		h := c.Fetch()(func(context.Context, *sqsconsumer.Message) error { return nil })
+// (attack9's TestAttack9FanOutCopyNotYetReceivedLosesObject showed that a fan-out copy the
+// Client has not received yet cannot be protected; the docs now rule a Client out with SNS raw
+// delivery to several queues instead of promising it.)
 
-		a := a9receive(t, c, urlA)
-		if err := h(ctx, sqsconsumer.NewMessage(a, urlA)); err != nil {
-			t.Fatal(err)
-		}
-		a9delete(t, c, urlA, a)
-		_ = c.Close(ctx)
-
-		b := a9receive(t, c, urlB)
-		if err := h(ctx, sqsconsumer.NewMessage(b, urlB)); err != nil {
-			t.Fatalf("queue B's copy, received after A's was done: %v (deletes %v)", err, store.deletes)
-		}
-	})
-}
 
 // A rerouted original and its copy, both received through the Client (the delay-queue
 // pattern in a Group): the copy is handled and its delete confirmed before the harvester has

@@ -79,6 +79,7 @@ type Client struct {
 	latest    map[string]received      // message id -> its newest receipt, for pointer messages
 	holders   map[Pointer]int          // messages in latest pointing at each object
 	byHandle  map[string]string        // latest's receipt handles -> message id
+	skipped   map[Pointer]struct{}     // objects left to a holder still in the queue
 	notes     int                      // notes since the last sweep
 	pending   int                      // objects to delete, not yet deleted
 	workers   int                      // goroutines deleting objects
@@ -109,9 +110,10 @@ var _ sqsconsumer.Client = (*Client)(nil)
 // service reads copies of the same messages (SNS fan-out to its queues), nor when a replay
 // from a dead-letter queue may still need them. Only a pointer that SQS delivered as the
 // message body is deleted; a pointer inside an SNS notification (raw delivery off) is never
-// deleted, since every subscriber of the topic received the same one. Copies received through
-// the same Client (raw delivery to several queues of one Group) share the object: it is
-// deleted after the last of them.
+// deleted, since every subscriber of the topic received the same one. Several messages
+// received through the Client that point at one object (a rerouted original and its copy)
+// share it: it is deleted after the last of them is. A copy not received yet cannot be seen:
+// with SNS raw delivery to several queues, even queues of one Group, do not use a Client.
 //
 // An object is deleted only after its message's handler succeeded and SQS confirmed the
 // message's delete, never before (the Java and Python clients delete it first, which loses the
@@ -129,7 +131,7 @@ func NewClient(sqsClient sqsconsumer.Client, s3Client ClientS3, opts ...ClientOp
 	if sqsClient == nil || s3Client == nil {
 		return nil, fmt.Errorf("%w: nil SQS or S3 client", ErrInvalidOption)
 	}
-	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, holders: map[Pointer]int{}, byHandle: map[string]string{}, receiving: map[uint64]chan struct{}{}, idle: make(chan struct{})}
+	c := &Client{sqs: sqsClient, s3: s3Client, timeout: 10 * time.Second, done: map[string]noted{}, latest: map[string]received{}, holders: map[Pointer]int{}, byHandle: map[string]string{}, skipped: map[Pointer]struct{}{}, receiving: map[uint64]chan struct{}{}, idle: make(chan struct{})}
 	close(c.idle)
 	for _, o := range opts {
 		if err := o(c); err != nil {
@@ -186,6 +188,11 @@ func (c *Client) sweepLocked() {
 	for id, r := range c.latest {
 		if now.Sub(r.at) > forgetAfter {
 			c.forgetLocked(id)
+		}
+	}
+	for p := range c.skipped {
+		if c.holders[p] == 0 { // its last holder was given up, not deleted: an orphan
+			delete(c.skipped, p)
 		}
 	}
 }
@@ -284,10 +291,20 @@ func (c *Client) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBa
 		if id, found := c.byHandle[h]; found {
 			// Gone from the queue (a rerouted original, a failure given up): it no longer
 			// holds its object for the copies that point at it too.
-			if n, noted := c.done[h]; noted {
+			n, isNoted := c.done[h]
+			if isNoted {
 				cands = append(cands, candidate{h, n})
 			}
+			p := c.latest[id].p
 			c.forgetLocked(id)
+			if _, waiting := c.skipped[p]; waiting && c.holders[p] == 0 {
+				// A message done earlier left the object to this one, the last holder (whose
+				// own candidate, if it has one, deletes it).
+				delete(c.skipped, p)
+				if !isNoted {
+					cands = append(cands, candidate{noted: noted{p: p}})
+				}
+			}
 		} else if n, noted := c.done[h]; noted {
 			cands = append(cands, candidate{h, n})
 		}
@@ -345,13 +362,17 @@ func (c *Client) deleteObjects(cands []candidate, waits []chan struct{}, backlog
 	var objects []Pointer
 	c.mu.Lock()
 	for _, cand := range cands {
-		if r, seen := c.latest[cand.id]; seen && r.handle != cand.handle {
-			continue // received again: this handle was stale, the message may still be there
+		if cand.id != "" {
+			if r, seen := c.latest[cand.id]; seen && r.handle != cand.handle {
+				continue // received again: this handle was stale, the message may still be there
+			}
+			c.forgetLocked(cand.id)
 		}
-		c.forgetLocked(cand.id)
 		if c.holders[cand.p] > 0 {
-			// Another message received through this Client points at the same object (SNS
-			// fan-out to several queues of one Group): the last of them deletes it.
+			// Another message received through this Client points at the same object (a
+			// rerouted original, a copy of a fan-out): the last of them to be deleted
+			// deletes it.
+			c.skipped[cand.p] = struct{}{}
 			continue
 		}
 		objects = append(objects, cand.p)

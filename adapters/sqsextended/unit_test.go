@@ -524,9 +524,10 @@ func TestFetchEdgeCases(t *testing.T) {
 	}
 }
 
-// SNS fan-out with raw delivery to two queues of one Group sharing a Client: the copies have
-// different message ids but one object. It is deleted once, after the last copy is done;
-// while a copy still fails, it stays.
+// Two messages received through one Client pointing at one object (here copies of a raw
+// SNS fan-out to two queues of one Group, both received before either is done): it is
+// deleted once, after the last is; while one still fails, it stays. (A copy not received yet
+// cannot be seen, so the docs still rule a Client out for fan-out; see attack9.)
 func TestClientSharedObjectAcrossQueues(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
