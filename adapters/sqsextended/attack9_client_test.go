@@ -37,7 +37,6 @@ func a9delete(t *testing.T, c *Client, url string, m sqstypes.Message) {
 // Client has not received yet cannot be protected; the docs now rule a Client out with SNS raw
 // delivery to several queues instead of promising it.)
 
-
 // A rerouted original and its copy, both received through the Client (the delay-queue
 // pattern in a Group): the copy is handled and its delete confirmed before the harvester has
 // sent the original's delete. The copy's candidate is skipped (holders 1: the original),
