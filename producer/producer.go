@@ -141,7 +141,8 @@ type Producer struct {
 	sizeMu   sync.Mutex
 	maxBytes int // the queue's MaximumMessageSize, once known
 	offload  Offloader
-	// Messages between prepare and add (being offloaded); prepared is closed when none is.
+	// Places taken by reserve for messages being offloaded, given up once each is queued or
+	// refused; prepared is closed when none is taken.
 	preparing int
 	prepared  chan struct{}
 
@@ -381,9 +382,7 @@ func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded
 	handed := false
 	defer func() {
 		if !handed {
-			p.mu.Lock()
-			p.leaveLocked()
-			p.mu.Unlock()
+			p.leave()
 		}
 	}()
 	out, err := p.offload.Offload(ctx, m)
@@ -403,7 +402,14 @@ func (p *Producer) prepare(ctx context.Context, m Message) (_ Message, offloaded
 	return out, offloaded, nil
 }
 
-// leaveLocked gives up a place taken by reserve; p.mu is held.
+// leave gives up a place taken by reserve.
+func (p *Producer) leave() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.leaveLocked()
+}
+
+// leaveLocked is leave with p.mu held.
 func (p *Producer) leaveLocked() {
 	if p.preparing--; p.preparing == 0 {
 		close(p.prepared)
@@ -426,9 +432,7 @@ func (p *Producer) enqueue(ctx context.Context, m Message, offloaded bool) (*sen
 			p.unsent(ctx, m)
 		}
 		if p.offload != nil { // the place is given up only now: Close waits for the cleanup
-			p.mu.Lock()
-			p.leaveLocked()
-			p.mu.Unlock()
+			p.leave()
 		}
 	}
 	return s, err
@@ -446,14 +450,10 @@ func (p *Producer) add(ctx context.Context, m Message, offloaded bool) (*send, e
 	if err != nil {
 		return nil, err
 	}
-	return p.queue(m, n, limit, offloaded, p.offload != nil)
-}
-
-func (p *Producer) queue(m Message, n, limit int, offloaded, held bool) (*send, error) {
 	s := &send{m: m, size: n, offloaded: offloaded, done: make(chan struct{})}
 	p.mu.Lock()
-	if held {
-		p.leaveLocked()
+	if p.offload != nil {
+		p.leaveLocked() // queued: Close's flush sends it
 	} else if p.closed {
 		p.mu.Unlock()
 		return nil, ErrClosed
