@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sqsconsumer/sqsconsumer"
 )
@@ -120,13 +121,13 @@ var _ sqsconsumer.Client = (*Client)(nil)
 // payload if the message is then received again). A message that fails, is released, is
 // rerouted (sqsconsumer.Reroute sends the pointer on, so the copy still needs the object; a
 // copy received through the same Client deletes it once done) or moves to the dead-letter
-// queue keeps its object. SQS also reports a delete with a receipt
-// handle that was superseded (the message's visibility lapsed and it was received again) as
-// successful, deleting nothing: when that receive came through the same Client the object is
-// kept; a receive by another process cannot be seen, but the consumer does not delete a
-// message whose visibility it has let lapse. A crash before the deletion, a failed
-// DELETE or a deletion backlog (ErrDeleteBacklog) leaves an orphan: give the bucket a
-// lifecycle rule that expires objects some days after the queue's retention period.
+// queue keeps its object. SQS also reports a delete with a receipt handle that was
+// superseded (the message's visibility lapsed and it was received again) as successful,
+// deleting nothing: when that receive came through the same Client the object is kept; a
+// receive by another process cannot be seen, but the consumer does not delete a message
+// whose visibility it has let lapse. A crash before the deletion, a failed DELETE or a
+// deletion backlog (ErrDeleteBacklog) leaves an orphan: give the bucket a lifecycle rule that
+// expires objects some days after the queue's retention period.
 func NewClient(sqsClient sqsconsumer.Client, s3Client ClientS3, opts ...ClientOption) (*Client, error) {
 	if sqsClient == nil || s3Client == nil {
 		return nil, fmt.Errorf("%w: nil SQS or S3 client", ErrInvalidOption)
@@ -288,27 +289,27 @@ func (c *Client) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBa
 	defer c.mu.Unlock()
 	for _, ok := range out.Successful {
 		h := handles[aws.ToString(ok.Id)]
-		if id, found := c.byHandle[h]; found {
-			// Gone from the queue (a rerouted original, a failure given up): it no longer
-			// holds its object for the copies that point at it too.
-			n, isNoted := c.done[h]
-			if isNoted {
-				cands = append(cands, candidate{h, n})
-			}
-			p := c.latest[id].p
-			c.forgetLocked(id)
-			if _, waiting := c.skipped[p]; waiting && c.holders[p] == 0 {
-				// A message done earlier left the object to this one, the last holder (whose
-				// own candidate, if it has one, deletes it).
-				delete(c.skipped, p)
-				if !isNoted {
-					cands = append(cands, candidate{noted: noted{p: p}})
-				}
-			}
-		} else if n, noted := c.done[h]; noted {
+		n, isNoted := c.done[h]
+		delete(c.done, h)
+		if isNoted {
 			cands = append(cands, candidate{h, n})
 		}
-		delete(c.done, h)
+		id, found := c.byHandle[h]
+		if !found {
+			continue
+		}
+		// Gone from the queue (a rerouted original, a failure given up): it no longer holds
+		// its object for the other messages that point at it.
+		p := c.latest[id].p
+		c.forgetLocked(id)
+		if _, waiting := c.skipped[p]; waiting && c.holders[p] == 0 {
+			// A message done earlier left the object to this one, the last holder (whose own
+			// candidate, if it has one, deletes it).
+			delete(c.skipped, p)
+			if !isNoted {
+				cands = append(cands, candidate{noted: noted{p: p}})
+			}
+		}
 	}
 	for _, f := range out.Failed {
 		if f.SenderFault {
@@ -378,20 +379,19 @@ func (c *Client) deleteObjects(cands []candidate, waits []chan struct{}, backlog
 		objects = append(objects, cand.p)
 	}
 	c.mu.Unlock()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 10)
+	var g errgroup.Group
+	g.SetLimit(10)
 	for _, p := range objects {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 			defer cancel()
 			if _, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)}); err != nil {
 				c.reportError(p, err)
 			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 }
 
 // reportError tells WithDeleteErrors's function; a panic in it is recovered and dropped.
@@ -407,9 +407,8 @@ func (c *Client) reportError(p Pointer, err error) {
 // and returns ctx's error then. A deletion first waits for the receives through the Client
 // that were in flight when its message's delete was confirmed (one may have taken the
 // message again), then each DELETE is bounded by WithDeleteTimeout; so call Close once the
-// consumers using the Client have stopped receiving. It does not stop
-// the Client, which may be used again; deletions started after Close began are not waited
-// for.
+// consumers using the Client have stopped receiving. It does not stop the Client, which may
+// be used again; deletions started after Close began are not waited for.
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	idle := c.idle

@@ -97,8 +97,9 @@ func Fetch(client ObjectGetter, opts ...FetchOption) sqsconsumer.Middleware {
 			if hasSizeAttribute(m.MessageAttributes) {
 				received := m.MessageAttributes
 				m.MessageAttributes = maps.Clone(received)
-				delete(m.MessageAttributes, SizeAttribute)
-				delete(m.MessageAttributes, LegacySizeAttribute)
+				for _, name := range sizeAttributes {
+					delete(m.MessageAttributes, name)
+				}
 				defer func() { m.MessageAttributes = received }()
 			}
 			return next(ctx, m)
@@ -129,7 +130,7 @@ func pointerInEnvelope(m *sqsconsumer.Message) error {
 // declaredSize reads the size attribute a producer set on the message, if any. (The SNS
 // extended client sets it on the notification instead; the object's length then serves.)
 func declaredSize(m *sqsconsumer.Message) (int64, bool) {
-	for _, name := range []string{SizeAttribute, LegacySizeAttribute} {
+	for _, name := range sizeAttributes {
 		if a, ok := m.MessageAttributes[name]; ok && a.StringValue != nil {
 			if n, err := strconv.ParseInt(*a.StringValue, 10, 64); err == nil {
 				return n, true

@@ -164,7 +164,7 @@ func NewOffloader(client ObjectStore, bucket string, opts ...OffloadOption) (*Of
 // more than MaxAttributes attributes (ErrTooManyAttributes); a failed upload wraps ErrUpload.
 // m itself is not modified.
 func (o *Offloader) Offload(ctx context.Context, m producer.Message) (producer.Message, error) {
-	for _, name := range []string{SizeAttribute, LegacySizeAttribute} {
+	for _, name := range sizeAttributes {
 		if _, ok := m.Attributes[name]; ok {
 			return m, fmt.Errorf("%w: %s", ErrReservedAttribute, name)
 		}
@@ -176,12 +176,15 @@ func (o *Offloader) Offload(ctx context.Context, m producer.Message) (producer.M
 		return m, fmt.Errorf("%w: %d, at most %d", ErrTooManyAttributes, len(m.Attributes), MaxAttributes)
 	}
 	p := Pointer{Bucket: o.bucket, Key: o.prefix + newKey()}
-	in := &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key),
-		Body: strings.NewReader(m.Body), ContentLength: aws.Int64(int64(len(m.Body)))}
+	in := &s3.PutObjectInput{}
+	own := func() { // the Offloader's fields, set again after WithPutObject's function
+		in.Bucket, in.Key = aws.String(p.Bucket), aws.String(p.Key)
+		in.Body, in.ContentLength = strings.NewReader(m.Body), aws.Int64(int64(len(m.Body)))
+	}
+	own()
 	if o.put != nil {
 		o.put(in)
-		in.Bucket, in.Key, in.Body = aws.String(p.Bucket), aws.String(p.Key), strings.NewReader(m.Body)
-		in.ContentLength = aws.Int64(int64(len(m.Body)))
+		own()
 	}
 	if _, err := o.client.PutObject(ctx, in); err != nil {
 		return m, fmt.Errorf("%w: PUT %s: %w", ErrUpload, p, err)

@@ -35,6 +35,9 @@ const (
 	LegacySizeAttribute = "SQSLargePayloadSize"
 )
 
+// sizeAttributes are both names, as they are read, refused, looked for and dropped.
+var sizeAttributes = [...]string{SizeAttribute, LegacySizeAttribute}
+
 // ErrMalformedPointer is wrapped by ParsePointer's error for a body that names a pointer
 // class but does not carry a bucket and a key.
 var ErrMalformedPointer = errors.New("sqsextended: malformed S3 pointer")
@@ -52,9 +55,10 @@ func (p Pointer) String() string { return "s3://" + p.Bucket + "/" + p.Key }
 // (current or legacy) and an object with exactly the string fields s3BucketName and s3Key,
 // spelled so, as Jackson reads them (text after the array is ignored). Without the message's
 // attributes it takes only a body that starts with "[" and names the class literally; Fetch
-// and Client, which see the size attribute, also take the escaped forms Java would. ok is false for any body that is not one (an ordinary
-// payload); err, wrapping ErrMalformedPointer, is for a body that names a pointer class but
-// lacks the bucket or key, or has other fields.
+// and Client, which see the size attribute, also take the escaped forms Java would. ok is
+// false for any body that is not one (an ordinary payload); err, wrapping
+// ErrMalformedPointer, is for a body that names a pointer class but lacks the bucket or key,
+// or has other fields.
 func ParsePointer(body string) (p Pointer, ok bool, err error) {
 	trimmed := strings.TrimSpace(body)
 	if !strings.HasPrefix(trimmed, "[") || !strings.Contains(trimmed, "S3Pointer") {
@@ -79,9 +83,12 @@ func pointerIn(body string, attrs map[string]sqstypes.MessageAttributeValue) (Po
 }
 
 func hasSizeAttribute(attrs map[string]sqstypes.MessageAttributeValue) bool {
-	_, a := attrs[SizeAttribute]
-	_, b := attrs[LegacySizeAttribute]
-	return a || b
+	for _, name := range sizeAttributes {
+		if _, ok := attrs[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // parsePointer decodes the first JSON value of body (Jackson ignores what follows) as a
