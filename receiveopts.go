@@ -17,8 +17,8 @@ import (
 
 // bodyInMemory is a per-call option of every ReceiveMessage the runner makes (a client that
 // is not the SDK's, or a wrapper that does not pass options on, is unaffected; a generated
-// mock is called without options): on the SDK's client the HTTP request body is handed to the HTTP client as a *bytes.Reader, read
-// from the SDK's body before the request goes out. It can go once smithy-go's WriteTo after
+// mock is called without options): on the SDK's client the HTTP request body is handed to
+// the HTTP client as a *bytes.Reader, read from the SDK's body before the request goes out. It can go once smithy-go's WriteTo after
 // Close returns (0, nil).
 //
 // Why: the SDK (smithy-go's Request.Build) wraps a request body in a reader whose WriteTo
@@ -63,8 +63,8 @@ func (c inMemoryBody) Do(req *http.Request) (*http.Response, error) {
 // handed that attempt messages: a retry would receive other ones while those stay invisible
 // for the visibility timeout, seen by no one and counted nowhere. An error SQS answered with
 // (throttling, ...) hands out nothing and is retried as before, and so is any answer with an
-// HTTP status of 300 or more whose body did not parse (a load balancer's HTML 502/503); so is an attempt whose request
-// never went out. A FIFO queue's retry reuses the ReceiveRequestAttemptId and gets the same
+// HTTP status of 300 or more whose body did not parse (a load balancer's HTML 502/503); so is
+// an attempt whose request never went out. A FIFO queue's retry reuses the ReceiveRequestAttemptId and gets the same
 // messages back, so there the SDK keeps retrying.
 func noRetryAfterSend(o *sqs.Options) {
 	o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {

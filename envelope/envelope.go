@@ -152,7 +152,8 @@ func exactKeys(obj string) bool {
 // Parse recognises body. A body that is not a JSON object, or a JSON object that is neither
 // an SNS notification, an SNS confirmation nor an EventBridge event, is Raw, with the body as
 // Payload. The identifying keys (Type, TopicArn, Message, MessageId; detail-type, source,
-// detail) must be spelled as SNS and EventBridge spell them: {"type":..., "topicArn":...} is Raw. It returns an error wrapping ErrMalformed for an envelope missing a required field.
+// detail) must be spelled as SNS and EventBridge spell them: {"type":..., "topicArn":...} is
+// Raw. It returns an error wrapping ErrMalformed for an envelope missing a required field.
 // Parse checks no signature: see Verifier.
 func Parse(body string) (*Envelope, error) {
 	raw := &Envelope{Kind: Raw, Payload: body}

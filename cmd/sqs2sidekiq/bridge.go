@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/redis/go-redis/v9"
@@ -105,10 +106,7 @@ func (b *Bridge) snsOnly(next sqsconsumer.Handler) sqsconsumer.Handler {
 		if err == nil {
 			kind = env.Kind.String()
 		}
-		id := ""
-		if m.MessageId != nil {
-			id = *m.MessageId
-		}
+		id := aws.ToString(m.MessageId)
 		if b.cfg.NonSNS == "delete" {
 			n := b.nonSNSDeleted.Add(1)
 			b.nonSNSLog.warn(b.logger, "sqs2sidekiq: deleted a message that is not an SNS notification (non_sns: delete)",
@@ -130,10 +128,8 @@ func (b *Bridge) enqueue(r Route) sqsconsumer.Handler {
 		if !r.admits(env.TopicArn) {
 			return b.unknown(ctx, m)
 		}
-		job := Job{Class: r.Class, Queue: r.Queue, Args: singleArg(*m.Body, r.Payload), SNSMessageID: env.MessageID}
-		if m.MessageId != nil {
-			job.SQSMessageID = *m.MessageId
-		}
+		job := Job{Class: r.Class, Queue: r.Queue, Args: singleArg(*m.Body, r.Payload),
+			SQSMessageID: aws.ToString(m.MessageId), SNSMessageID: env.MessageID}
 		if r.Retry != nil {
 			job.Retry = r.Retry.value()
 		}
@@ -306,7 +302,8 @@ func (b *Bridge) watchRedis(ctx context.Context, interval time.Duration) {
 }
 
 // Health serves /healthz (alive), /readyz (Redis and every queue reachable: each check gets
-// 2 s (the Redis one at most redis.timeout) and fails past it, even when Redis hangs) and /metrics (the Prometheus text format).
+// 2 s (the Redis one at most redis.timeout) and fails past it, even when Redis hangs) and
+// /metrics (the Prometheus text format).
 func (b *Bridge) Health() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
